@@ -1,0 +1,74 @@
+"""The `spotter` command: parses arguments, calls the library, prints, maps SpotterError to exit code 2.
+
+Each task package contributes its sub-commands through `<task>.cli.register(subparsers, common)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from spotter.errors import SpotterError
+
+TASK_CLIS = ("spotter.toy.cli",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every task's sub-commands."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="no progress bars or status messages")
+    parser = argparse.ArgumentParser(prog="spotter", description=__doc__.splitlines()[0], parents=[common])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    score = commands.add_parser(
+        "score", parents=[common], help="score a submission: ROC AUC (id,target) or MAP@5 (image,predictions)"
+    )
+    score.add_argument("submission", help="submission CSV")
+    score.add_argument("truth", help="truth CSV (id,target or image,individual_id)")
+    score.set_defaults(func=_score)
+
+    demo = commands.add_parser("demo", parents=[common], help="run the tasks end to end on generated data")
+    demo.add_argument("--out", default="demo", help="folder for the demo's data and runs (default: demo)")
+    demo.set_defaults(func=_demo)
+
+    for name in TASK_CLIS:
+        importlib.import_module(name).register(commands, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `spotter` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SpotterError as err:
+        print(f"spotter: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("spotter: interrupted", file=sys.stderr)
+        return 130
+
+
+def _score(args: argparse.Namespace) -> int:
+    from spotter.metrics import score_files
+
+    name, value = score_files(args.submission, args.truth)
+    print(f"{name}: {value:.6f}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from spotter.demo import run_demo
+    from spotter.progress import create_reporter
+
+    reporter = create_reporter(args.quiet)
+    for line in run_demo(args.out, reporter):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

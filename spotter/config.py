@@ -1,0 +1,163 @@
+"""Experiment configs: dataclass schemas, YAML files and `key=value` overrides merged by OmegaConf."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, TypeVar
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from spotter.errors import SpotterError
+
+CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
+
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+
+
+@dataclass
+class MixingConfig:
+    """Batch mixing (mixup family); see `spotter.engine.mixing`."""
+
+    name: str = "none"  # none | mixup | or_mixup | cutmix | or_cutmix
+    alpha: float = 1.0  # Beta(alpha, alpha) for the mixing weight
+    prob: float = 0.5  # chance that a batch is mixed
+    until: float = 1.0  # active for this fraction of the epochs (2nd place SETI: 0.8)
+
+
+@dataclass
+class LossConfig:
+    """Training loss; see `spotter.models.losses`."""
+
+    name: str = "bce"  # bce | focal | ce
+    gamma: float = 2.0  # focal only
+    alpha: Optional[float] = None  # focal only: weight of the positive class
+    label_smoothing: float = 0.0  # ce only
+
+
+@dataclass
+class TrainConfig:
+    """Keys every training config has; tasks subclass it to add their own sections."""
+
+    seed: int = 42
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 1e-3
+    n_folds: int = 5
+    train_folds: list[int] = field(default_factory=list)  # [] = every fold; [-1] = one fit on all data
+    num_workers: int = 0
+    image_size: int = 0  # side the inputs are resized to; 0 keeps the native size
+
+    optimizer: str = "adamw"  # adamw | adam | sgd | madgrad | radam
+    weight_decay: float = 1e-2
+    head_lr_mult: float = 1.0  # head LR = lr * head_lr_mult (parameters outside `backbone.`)
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.0  # cosine floor, as a fraction of the peak LR
+    grad_accum: int = 1
+    grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
+    ema: bool = False
+    ema_decay: float = 0.999
+    mixed_precision: str = "auto"  # auto = bf16 on a GPU that has it, otherwise fp32
+    channels_last: bool = False
+    threads: int = 0  # torch CPU threads per process; 0 keeps torch's default
+    stratify_by: Optional[str] = None  # column for stratified folds; None = the task's target
+    group_by: Optional[str] = None  # column for grouped folds (overrides stratify_by)
+    resume: bool = False
+    mixing: MixingConfig = field(default_factory=MixingConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+C = TypeVar("C", bound=TrainConfig)
+
+
+def load_config(schema: type[C], path: str | Path | None = None, overrides: list[str] = ()) -> C:
+    """Builds a config from `schema` defaults, a YAML file and `key=value` overrides, in that order.
+
+    Args:
+        schema: The task's config dataclass.
+        path: A YAML experiment file, or None for the schema's defaults.
+        overrides: `key=value` strings; dotted keys reach into sections (`loss.gamma=0.5`).
+
+    Raises:
+        SpotterError: On an unknown key, a value of the wrong type, or an unreadable file.
+    """
+    merged = OmegaConf.structured(schema)
+    sources: list[tuple[str, Any]] = []
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise SpotterError("config file not found", path)
+        try:
+            sources.append((str(path), OmegaConf.load(path)))
+        except Exception as err:  # yaml errors come in several types
+            raise SpotterError(f"cannot parse YAML ({err})", path) from None
+    for item in overrides:
+        if "=" not in item:
+            raise SpotterError(f"override {item!r} is not of the form key=value")
+    if overrides:
+        try:
+            sources.append(("command line", OmegaConf.from_dotlist(list(overrides))))
+        except OmegaConfBaseException as err:
+            raise SpotterError(f"cannot parse overrides ({err})") from None
+    for where, source in sources:
+        try:
+            merged = OmegaConf.merge(merged, source)
+        except ConfigKeyError as err:
+            raise SpotterError(f"unknown config key {_key(err)!r} ({where}); see {schema.__name__}") from None
+        except ValidationError as err:
+            raise SpotterError(f"config key {_key(err)!r} ({where}): {_first_line(err)}") from None
+    try:
+        config = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise SpotterError(f"config key {_key(err)!r}: {_first_line(err)}") from None
+    validate(config)
+    return config
+
+
+def validate(config: TrainConfig) -> None:
+    """Checks values whose type is right but whose range is not."""
+    checks = [
+        (config.epochs >= 1, "epochs", "at least 1"),
+        (config.batch_size >= 1, "batch_size", "at least 1"),
+        (config.lr > 0, "lr", "positive"),
+        (config.n_folds >= 2, "n_folds", "at least 2"),
+        (all(-1 <= f < config.n_folds for f in config.train_folds), "train_folds", f"folds in -1..{config.n_folds - 1}"),
+        (config.num_workers >= 0, "num_workers", "0 or more"),
+        (config.image_size >= 0, "image_size", "0 or more"),
+        (config.grad_accum >= 1, "grad_accum", "at least 1"),
+        (0 <= config.ema_decay < 1, "ema_decay", "in [0, 1)"),
+        (config.mixed_precision in MIXED_PRECISION, "mixed_precision", " | ".join(MIXED_PRECISION)),
+        (0 <= config.mixing.until <= 1, "mixing.until", "in [0, 1]"),
+        (0 <= config.mixing.prob <= 1, "mixing.prob", "in [0, 1]"),
+    ]
+    for ok, key, expected in checks:
+        if not ok:
+            raise SpotterError(f"config key {key!r} must be {expected}, got {_get(config, key)!r}")
+
+
+def to_yaml(config: TrainConfig) -> str:
+    """The resolved config as YAML, the form saved in each run folder."""
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def default_config_path(task: str) -> Path:
+    """`configs/<task>/cpu.yaml`, the default that fits a 2-core laptop."""
+    return CONFIG_ROOT / task / "cpu.yaml"
+
+
+def _get(config: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def _key(err: OmegaConfBaseException) -> str:
+    return str(getattr(err, "full_key", None) or getattr(err, "key", None) or "?")
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).splitlines()[0]
+
+
+__all__ = ["TrainConfig", "MixingConfig", "LossConfig", "load_config", "to_yaml", "default_config_path", "MISSING"]

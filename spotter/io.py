@@ -1,0 +1,79 @@
+"""Atomic file writes: every output goes to a temporary name first, so a crash never leaves half a file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from spotter.errors import SpotterError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yields a temporary path beside `path`; renames it onto `path` only if the block succeeds."""
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n")
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def ensure_writable_dir(path: str | Path) -> Path:
+    """Creates `path` if needed and checks we can write there.
+
+    Raises:
+        SpotterError: If the folder cannot be created or written to.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SpotterError(f"cannot create output folder ({err.strerror})", path) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SpotterError("output folder is not writable", path)
+    return path
+
+
+def read_csv(path: str | Path, required: list[str] | None = None, dtype: Any = None) -> pd.DataFrame:
+    """Reads a CSV, raising SpotterError naming the file when it is missing, unreadable or lacks columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpotterError("file not found", path)
+    try:
+        frame = pd.read_csv(path, dtype=dtype)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
+        raise SpotterError(f"cannot read CSV ({type(err).__name__}: {err})", path) from None
+    missing = [c for c in (required or []) if c not in frame.columns]
+    if missing:
+        raise SpotterError(
+            f"missing column(s) {', '.join(missing)}; expected columns {', '.join(required or [])}, "
+            f"found {', '.join(map(str, frame.columns))}",
+            path,
+        )
+    return frame

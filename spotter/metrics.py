@@ -1,0 +1,103 @@
+"""Competition metrics: ROC AUC (SETI) and MAP@5 with `new_individual` (Happywhale), and file scoring."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from spotter.errors import SpotterError
+from spotter.io import read_csv
+
+NEW_INDIVIDUAL = "new_individual"
+
+
+def roc_auc(targets: Sequence[float] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
+    """ROC AUC of `scores` against binary `targets`; soft targets are thresholded at 0.5.
+
+    Raises:
+        SpotterError: If only one class is present (AUC is undefined).
+    """
+    targets = np.asarray(targets, dtype=np.float64) >= 0.5
+    if targets.all() or not targets.any():
+        raise SpotterError("ROC AUC needs both classes among the targets, found only one")
+    return float(roc_auc_score(targets, np.asarray(scores, dtype=np.float64)))
+
+
+def average_precision_at_5(truth: str, predictions: Sequence[str]) -> float:
+    """Kaggle's per-image score: 1/k for the first correct id at rank k <= 5, else 0."""
+    for rank, label in enumerate(list(predictions)[:5], start=1):
+        if label == truth:
+            return 1.0 / rank
+    return 0.0
+
+
+def map_at_5(truths: Sequence[str], predictions: Sequence[Sequence[str]]) -> float:
+    """Mean over images of `average_precision_at_5`; `new_individual` is a label like any other."""
+    if len(truths) != len(predictions):
+        raise ValueError(f"{len(truths)} truths but {len(predictions)} prediction lists")
+    if not len(truths):
+        raise SpotterError("MAP@5 of an empty set is undefined")
+    return float(np.mean([average_precision_at_5(t, p) for t, p in zip(truths, predictions)]))
+
+
+def score_files(submission: str | Path, truth: str | Path) -> tuple[str, float]:
+    """Scores a submission against a truth file, choosing the metric from the columns.
+
+    `id,target` files give ROC AUC; `image,predictions` against `image,individual_id` give MAP@5.
+
+    Returns:
+        The metric's name and value.
+
+    Raises:
+        SpotterError: On unreadable files, unknown layouts or ids that do not match.
+    """
+    sub = read_csv(submission, dtype=str)
+    true = read_csv(truth, dtype=str)
+    if {"id", "target"} <= set(sub.columns):
+        true = _require(true, truth, ["id", "target"])
+        merged = _align(sub, true, "id", submission, truth)
+        try:
+            scores = merged["target_sub"].astype(float)
+            targets = merged["target_true"].astype(float)
+        except ValueError as err:
+            raise SpotterError(f"target column must be numeric ({err})", submission) from None
+        return "roc_auc", roc_auc(targets, scores)
+    if {"image", "predictions"} <= set(sub.columns):
+        label = "individual_id" if "individual_id" in true.columns else "predictions"
+        true = _require(true, truth, ["image", label])
+        merged = _align(sub, true.rename(columns={label: "truth"}), "image", submission, truth)
+        preds = [str(p).split() if isinstance(p, str) else [] for p in merged["predictions"]]
+        return "map_at_5", map_at_5(list(merged["truth"]), preds)
+    raise SpotterError(
+        "unknown submission layout: expected columns id,target (SETI) or image,predictions (whale), "
+        f"found {','.join(sub.columns)}",
+        submission,
+    )
+
+
+def _require(frame: pd.DataFrame, path: str | Path, columns: list[str]) -> pd.DataFrame:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise SpotterError(f"missing column(s) {', '.join(missing)} to score against", path)
+    return frame
+
+
+def _align(sub: pd.DataFrame, true: pd.DataFrame, key: str, sub_path, true_path) -> pd.DataFrame:
+    for frame, path in ((sub, sub_path), (true, true_path)):
+        dup = frame[key][frame[key].duplicated()]
+        if len(dup):
+            raise SpotterError(f"{len(dup)} duplicated {key}(s), e.g. {dup.iloc[0]!r}", path)
+    only_sub = sorted(set(sub[key]) - set(true[key]))
+    only_true = sorted(set(true[key]) - set(sub[key]))
+    if only_sub or only_true:
+        parts = []
+        if only_sub:
+            parts.append(f"{len(only_sub)} {key}(s) not in the truth file, e.g. {only_sub[0]!r}")
+        if only_true:
+            parts.append(f"{len(only_true)} {key}(s) missing from the submission, e.g. {only_true[0]!r}")
+        raise SpotterError("; ".join(parts), sub_path)
+    return sub.merge(true, on=key, suffixes=("_sub", "_true"))
