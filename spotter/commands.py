@@ -1,0 +1,37 @@
+"""CLI pieces shared by the task packages: the `train` command and run-folder defaults."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from spotter.config import default_config_path, load_config
+
+
+def add_train_command(commands, common: argparse.ArgumentParser, task_name: str, handler) -> None:
+    """Adds `<task> train DATA [--config YAML] [--out RUN] [key=value ...]` to a task's sub-commands."""
+    train = commands.add_parser("train", parents=[common], help=f"k-fold training of the {task_name} task")
+    train.add_argument("data", help="data folder in the competition layout")
+    train.add_argument("--config", help=f"experiment YAML (default: configs/{task_name}/cpu.yaml)")
+    train.add_argument("--out", help=f"run folder (default: runs/{task_name}-<timestamp>)")
+    train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. epochs=3")
+    train.set_defaults(func=handler)
+
+
+def run_train(task, args: argparse.Namespace) -> int:
+    """Loads the config, trains, and prints where the run went and its OOF metric."""
+    from spotter.engine.cv import train
+    from spotter.engine.runtime import Runtime
+    from spotter.progress import create_reporter
+
+    cfg = load_config(task.config_class, args.config or default_config_path(task.name), args.overrides)
+    runtime = Runtime(cfg.mixed_precision)
+    out = Path(args.out or f"runs/{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    reporter = create_reporter(args.quiet or not runtime.is_main)
+    result = train(task, args.data, cfg, out, runtime=runtime, reporter=reporter)
+    if runtime.is_main:
+        metric = "n/a (full fit)" if result.oof_metric is None else f"{result.oof_metric:.5f}"
+        print(f"run: {out}")
+        print(f"oof metric: {metric}")
+    return 0

@@ -1,0 +1,1 @@
+"""Small registries of named model parts: backbones, pooling, heads, attention, losses."""
