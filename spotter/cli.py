@@ -18,7 +18,8 @@ TASK_CLIS = ("spotter.toy.cli",)
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every task's sub-commands."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--quiet", action="store_true", help="no progress bars or status messages")
+    # SUPPRESS keeps a sub-command's default from hiding `spotter --quiet COMMAND`
+    common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars or messages")
     parser = argparse.ArgumentParser(prog="spotter", description=__doc__.splitlines()[0], parents=[common])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -41,7 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `spotter` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # `key=value` overrides may follow options (`train DATA --out RUN epochs=3`), which argparse alone rejects
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all("=" in item and not item.startswith("-") for item in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.quiet = getattr(args, "quiet", False)
     try:
         return int(args.func(args) or 0)
     except SpotterError as err:

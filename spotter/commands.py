@@ -19,17 +19,24 @@ def add_train_command(commands, common: argparse.ArgumentParser, task_name: str,
     train.set_defaults(func=handler)
 
 
-def run_train(task, args: argparse.Namespace) -> int:
-    """Loads the config, trains, and prints where the run went and its OOF metric."""
-    from spotter.engine.cv import train
+def run_train(args: argparse.Namespace, task_name: str, config_class: type, make_task) -> int:
+    """Checks the config, then trains and prints where the run went and its OOF metric.
+
+    Args:
+        args: Parsed `train` arguments.
+        task_name: Picks `configs/<task_name>/cpu.yaml` when no `--config` is given.
+        config_class: The task's config schema.
+        make_task: Builds the task (imports torch), called only once the config is valid.
+    """
+    cfg = load_config(config_class, args.config or default_config_path(task_name), args.overrides)
+    from spotter.engine.cv import train  # after the config check: bad input fails fast, before torch loads
     from spotter.engine.runtime import Runtime
     from spotter.progress import create_reporter
 
-    cfg = load_config(task.config_class, args.config or default_config_path(task.name), args.overrides)
     runtime = Runtime(cfg.mixed_precision)
-    out = Path(args.out or f"runs/{task.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(args.out or f"runs/{task_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     reporter = create_reporter(args.quiet or not runtime.is_main)
-    result = train(task, args.data, cfg, out, runtime=runtime, reporter=reporter)
+    result = train(make_task(), args.data, cfg, out, runtime=runtime, reporter=reporter)
     if runtime.is_main:
         metric = "n/a (full fit)" if result.oof_metric is None else f"{result.oof_metric:.5f}"
         print(f"run: {out}")

@@ -38,10 +38,13 @@ class Runtime:
 
     Args:
         mixed_precision: `auto`, `no`, `bf16` or `fp16`.
-        cpu: Force the CPU even when a GPU is present.
+        cpu: Force the CPU even when a GPU is present. Without a GPU the CPU is always used, and processes
+            started by a launcher (`accelerate launch --multi_gpu`, `torchrun`) then join over gloo.
     """
 
     def __init__(self, mixed_precision: str = "auto", cpu: bool = False) -> None:
+        # Accelerate only forms a CPU process group (gloo) when told it runs on the CPU
+        cpu = cpu or not torch.cuda.is_available()
         self.accelerator = Accelerator(mixed_precision=resolve_mixed_precision(mixed_precision), cpu=cpu)
 
     @property

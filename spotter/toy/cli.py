@@ -18,7 +18,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=_synth)
 
-    add_train_command(sub, common, "toy", lambda args: run_train(_task(), args))
+    add_train_command(sub, common, "toy", _train)
 
     predict = sub.add_parser("predict", parents=[common], help="predict DATA's test set with a run")
     predict.add_argument("run")
@@ -28,10 +28,15 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     predict.set_defaults(func=_predict)
 
 
-def _task():
-    from spotter.toy.task import ToyTask
+def _train(args: argparse.Namespace) -> int:
+    from spotter.toy.config import ToyConfig
 
-    return ToyTask()
+    def make_task():
+        from spotter.toy.task import ToyTask
+
+        return ToyTask()
+
+    return run_train(args, "toy", ToyConfig, make_task)
 
 
 def _synth(args: argparse.Namespace) -> int:

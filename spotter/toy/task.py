@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import timm
 from torch import nn
 
-from spotter.config import TrainConfig
 from spotter.engine.task import BinaryTask
 from spotter.models.pooling import create_pooling
+from spotter.toy.config import ToyConfig
 from spotter.toy.data import ToyDataset, read_labels
-
-
-@dataclass
-class ToyConfig(TrainConfig):
-    """Toy training config: a timm backbone name and its pooling."""
-
-    model: str = "test_resnet"
-    pooling: str = "gem"
 
 
 class BackbonePoolHead(nn.Module):
