@@ -13,7 +13,7 @@ from spotter.errors import SpotterError
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 
-MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+MIXED_PRECISION = ("auto", "fp32", "bf16", "fp16")  # not "no": YAML reads that as false
 
 
 @dataclass

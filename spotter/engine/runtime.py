@@ -19,13 +19,13 @@ from torch.utils.data.distributed import DistributedSampler
 
 
 def resolve_mixed_precision(requested: str) -> str | None:
-    """Maps the config's `auto` to what the device supports; explicit values pass through.
+    """Maps the config's value to Accelerate's: `fp32` is its `no`, `auto` picks what the device supports.
 
     `auto` defers to `accelerate launch --mixed_precision` when that was given, otherwise picks bf16 on a
     GPU that supports it (no loss scaling needed) and full precision elsewhere (CPU autocast is slower).
     """
     if requested != "auto":
-        return requested
+        return "no" if requested == "fp32" else requested
     if os.environ.get("ACCELERATE_MIXED_PRECISION"):
         return None
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
@@ -37,7 +37,7 @@ class Runtime:
     """One process's view of the (possibly distributed) run.
 
     Args:
-        mixed_precision: `auto`, `no`, `bf16` or `fp16`.
+        mixed_precision: `auto`, `fp32`, `bf16` or `fp16`.
         cpu: Force the CPU even when a GPU is present. Without a GPU the CPU is always used, and processes
             started by a launcher (`accelerate launch --multi_gpu`, `torchrun`) then join over gloo.
     """
