@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from spotter.errors import SpotterError
 
-TASK_CLIS = ("spotter.toy.cli",)
+TASK_CLIS = ("spotter.toy.cli", "spotter.seti.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,101 @@
+"""`spotter seti ...` sub-commands: synth, check, baseline, scan."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(commands, common: argparse.ArgumentParser) -> None:
+    """Adds the `seti` command and its sub-commands to the `spotter` parser."""
+    seti = commands.add_parser("seti", parents=[common], help="SETI Breakthrough Listen needles")
+    sub = seti.add_subparsers(dest="seti_command", required=True, metavar="COMMAND")
+
+    synth = sub.add_parser("synth", parents=[common], help="generate a data set in the Kaggle layout")
+    synth.add_argument("out", help="output folder")
+    synth.add_argument("--train", type=int, required=True, help="number of training cadences")
+    synth.add_argument("--test", type=int, required=True, help="number of test cadences")
+    synth.add_argument("--positive-rate", type=float, default=0.1, help="fraction with a needle (default 0.1)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    synth.set_defaults(func=_synth)
+
+    check = sub.add_parser("check", parents=[common], help="report every problem in a data folder")
+    check.add_argument("data", help="data folder in the Kaggle layout")
+    check.set_defaults(func=_check)
+
+    baseline = sub.add_parser("baseline", parents=[common], help="classical de-Doppler scores for DATA's test set")
+    baseline.add_argument("data", help="data folder in the Kaggle layout")
+    baseline.add_argument("--out", required=True, help="submission CSV (id,target)")
+    baseline.add_argument("--details", help="optional CSV with the best drift, channel and SNRs per sample")
+    baseline.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    baseline.set_defaults(func=_baseline)
+
+    scan = sub.add_parser("scan", parents=[common], help="search a real cadence (6 .fil/.h5 files) for needles")
+    scan.add_argument("files", nargs="+", help="six files in cadence order ON OFF ON OFF ON OFF")
+    scan.add_argument("--out", required=True, help="candidates CSV, best first (a PNG of the top ones goes beside it)")
+    scan.add_argument("--step", type=int, default=128, help="channels between 256-channel windows (default 128)")
+    scan.add_argument("--top", type=int, default=4, help="candidates shown in the PNG (default 4)")
+    scan.add_argument("--run", help="(not yet supported) a trained run to score with instead of the baseline")
+    scan.set_defaults(func=_scan)
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from spotter.progress import create_reporter
+    from spotter.seti.synth import write_synthetic
+
+    summary = write_synthetic(
+        args.out, args.train, args.test, args.positive_rate, args.seed, args.workers, create_reporter(args.quiet)
+    )
+    print(
+        f"wrote {summary['train']} train ({summary['train_positives']} positive) and {summary['test']} test "
+        f"({summary['test_positives']} positive) cadences to {summary['out']}"
+    )
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from spotter.progress import create_reporter
+    from spotter.seti.data import check_data
+
+    problems = check_data(args.data, create_reporter(args.quiet))
+    for problem in problems:
+        print(f"spotter: error: {problem}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.data}", file=sys.stderr)
+        return 2
+    print(f"{args.data}: ok")
+    return 0
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from spotter.io import write_csv
+    from spotter.progress import create_reporter
+    from spotter.seti.dedoppler import baseline_scores
+
+    scores = baseline_scores(args.data, workers=args.workers, reporter=create_reporter(args.quiet))
+    write_csv(args.out, scores[["id", "target"]])
+    if args.details:
+        write_csv(args.details, scores)
+    print(f"wrote {len(scores)} scores to {args.out}")
+    return 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from spotter.errors import SpotterError
+    from spotter.io import write_csv
+    from spotter.progress import create_reporter
+    from spotter.seti.filterbank import plot_candidates, scan
+
+    if args.run:
+        raise SpotterError("--run is not supported yet; scan uses the de-Doppler baseline")
+    candidates, observations = scan(args.files, step=args.step, reporter=create_reporter(args.quiet))
+    write_csv(args.out, candidates)
+    png = Path(args.out).with_suffix(".png")
+    plot_candidates(candidates, observations, png, top=args.top)
+    print(f"wrote {len(candidates)} candidates to {args.out} and the top {min(args.top, len(candidates))} to {png}")
+    if len(candidates):
+        best = candidates.iloc[0]
+        print(f"best: {best['freq_mhz']:.6f} MHz, drift {best['drift_hz_s']:.4f} Hz/s, score {best['score']:.1f}")
+    return 0

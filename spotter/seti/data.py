@@ -1,0 +1,159 @@
+"""Reads and validates the Kaggle SETI layout (new and old): label files, `<split>/<id[0]>/<id>.npy` cadences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spotter.errors import SpotterError
+from spotter.io import read_csv
+from spotter.progress import NullReporter, Reporter
+from spotter.seti import CADENCE_SHAPE
+
+CADENCE_DTYPE = np.float16
+
+
+@dataclass(frozen=True)
+class Split:
+    """Where one split of the layout lives, relative to the data folder."""
+
+    name: str
+    folder: str
+    labels: str
+    required: bool  # the new competition's train/test must exist; the old leaky data is optional
+
+
+SPLITS = {
+    "train": Split("train", "train", "train_labels.csv", True),
+    "test": Split("test", "test", "sample_submission.csv", True),
+    "train_old": Split("train_old", "old_leaky_data/train_old", "old_leaky_data/train_labels_old.csv", False),
+    "test_old": Split("test_old", "old_leaky_data/test_old", "old_leaky_data/test_labels_old.csv", False),
+}
+
+
+def sample_path(root: str | Path, split: str, sample_id: str) -> Path:
+    """`<root>/<split folder>/<id[0]>/<id>.npy`."""
+    return Path(root) / _split(split).folder / sample_id[0] / f"{sample_id}.npy"
+
+
+def validate_cadence(array: np.ndarray, where: str | Path | None = None) -> np.ndarray:
+    """Checks a cadence's shape, dtype and values.
+
+    Raises:
+        SpotterError: On a shape other than (6, 273, 256), a dtype other than float16, or NaN/inf values.
+    """
+    if array.shape != CADENCE_SHAPE:
+        raise SpotterError(f"expected shape {CADENCE_SHAPE}, found {array.shape}", where)
+    if array.dtype != CADENCE_DTYPE:
+        raise SpotterError(f"expected dtype float16, found {array.dtype}", where)
+    bad = int(np.count_nonzero(~np.isfinite(array)))
+    if bad:
+        raise SpotterError(f"{bad} non-finite value(s) (NaN or inf)", where)
+    return array
+
+
+def load_cadence(path: str | Path) -> np.ndarray:
+    """Loads and validates one `.npy` cadence, (6, 273, 256) float16.
+
+    Raises:
+        SpotterError: Naming the file when it is missing, unreadable or invalid.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpotterError("cadence file not found", path)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise SpotterError(f"cannot read .npy ({type(err).__name__}: {err})", path) from None
+    return validate_cadence(array, path)
+
+
+def read_labels(root: str | Path, split: str) -> pd.DataFrame:
+    """The split's `id,target` table, ids as strings.
+
+    Raises:
+        SpotterError: If the CSV is missing or unreadable, lacks columns, repeats ids or has non-numeric targets.
+    """
+    path = Path(root) / _split(split).labels
+    frame = read_csv(path, required=["id", "target"], dtype={"id": str})
+    if frame["id"].isna().any():
+        raise SpotterError(f"empty id in row {int(frame['id'].isna().to_numpy().argmax()) + 2}", path)
+    dup = frame["id"][frame["id"].duplicated()]
+    if len(dup):
+        raise SpotterError(f"{len(dup)} duplicated id(s), e.g. {dup.iloc[0]!r}", path)
+    try:
+        frame["target"] = frame["target"].astype(float)
+    except ValueError as err:
+        raise SpotterError(f"target column must be numeric ({err})", path) from None
+    return frame
+
+
+def list_split(root: str | Path, split: str) -> pd.DataFrame:
+    """The split's samples as `id,target,path`, after checking ids and files match one to one.
+
+    Raises:
+        SpotterError: On a label problem, an id with no file, or a `.npy` file with no id.
+    """
+    frame = read_labels(root, split)
+    problems = _match_files(root, split, frame)
+    if problems:
+        raise problems[0]
+    frame["path"] = [str(sample_path(root, split, i)) for i in frame["id"]]
+    return frame
+
+
+def available_splits(root: str | Path) -> list[str]:
+    """The splits present in `root`: train and test always, the old leaky data when its folder exists."""
+    root = Path(root)
+    return [s.name for s in SPLITS.values() if s.required or (root / s.folder).exists() or (root / s.labels).exists()]
+
+
+def check_data(root: str | Path, reporter: Reporter = NullReporter()) -> list[SpotterError]:
+    """Every problem in a data folder, collected rather than stopping at the first.
+
+    Checks each split's label CSV, that ids and files match one to one, and every file's shape, dtype and values.
+
+    Returns:
+        The problems found, each naming its file; empty when the folder is valid.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return [SpotterError("data folder not found", root)]
+    problems: list[SpotterError] = []
+    for split in available_splits(root):
+        try:
+            labels = read_labels(root, split)
+        except SpotterError as err:
+            problems.append(err)
+            continue
+        problems.extend(_match_files(root, split, labels))
+        paths = [sample_path(root, split, i) for i in labels["id"]]
+        for path in reporter.track([p for p in paths if p.is_file()], None, f"check {split}"):
+            try:
+                load_cadence(path)
+            except SpotterError as err:
+                problems.append(err)
+    return problems
+
+
+def _match_files(root: str | Path, split: str, labels: pd.DataFrame) -> list[SpotterError]:
+    folder = Path(root) / _split(split).folder
+    expected = {sample_path(root, split, i) for i in labels["id"]}
+    found = set(folder.glob("*/*.npy")) if folder.is_dir() else set()
+    problems = [SpotterError(f"id {p.stem!r} has no file", p) for p in sorted(expected - found)]
+    labels_file = Path(root) / _split(split).labels
+    problems += [
+        SpotterError(f"file has no id in {labels_file.name} (or is not under its id's first character)", p)
+        for p in sorted(found - expected)
+    ]
+    return problems
+
+
+def _split(name: str) -> Split:
+    try:
+        return SPLITS[name]
+    except KeyError:
+        raise SpotterError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}") from None
