@@ -19,8 +19,11 @@ def add_train_command(commands, common: argparse.ArgumentParser, task_name: str,
     train.set_defaults(func=handler)
 
 
-def run_train(args: argparse.Namespace, task_name: str, config_class: type, make_task) -> int:
+def run_train(args: argparse.Namespace, task_name: str, config_class: type, make_task):
     """Checks the config, then trains and prints where the run went and its OOF metric.
+
+    Returns:
+        The `RunResult` on the main process, None on the others (under `accelerate launch`).
 
     Args:
         args: Parsed `train` arguments.
@@ -37,8 +40,9 @@ def run_train(args: argparse.Namespace, task_name: str, config_class: type, make
     out = Path(args.out or f"runs/{task_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     reporter = create_reporter(args.quiet or not runtime.is_main)
     result = train(make_task(), args.data, cfg, out, runtime=runtime, reporter=reporter)
-    if runtime.is_main:
-        metric = "n/a (full fit)" if result.oof_metric is None else f"{result.oof_metric:.5f}"
-        print(f"run: {out}")
-        print(f"oof metric: {metric}")
-    return 0
+    if not runtime.is_main:
+        return None
+    metric = "n/a (full fit)" if result.oof_metric is None else f"{result.oof_metric:.5f}"
+    print(f"run: {out}")
+    print(f"oof metric: {metric}")
+    return result

@@ -1,10 +1,12 @@
-"""`spotter seti ...` sub-commands: synth, check, baseline, scan."""
+"""`spotter seti ...` sub-commands: synth, check, baseline, train, predict, scan."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from spotter.commands import add_train_command, run_train
 
 
 def register(commands, common: argparse.ArgumentParser) -> None:
@@ -32,12 +34,26 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     baseline.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     baseline.set_defaults(func=_baseline)
 
+    add_train_command(sub, common, "seti", _train)
+
+    predict = sub.add_parser("predict", parents=[common], help="predict DATA's test set with a trained run")
+    predict.add_argument("run", help="run folder written by `spotter seti train`")
+    predict.add_argument("data", help="data folder in the Kaggle layout (reads sample_submission.csv, test/)")
+    predict.add_argument("--out", required=True, help="submission CSV (id,target)")
+    predict.add_argument("--no-tta", action="store_true", help="no test-time flips (the run's `tta` list)")
+    predict.set_defaults(func=_predict)
+
+    report = sub.add_parser("report", parents=[common], help="(re)write a run's report.html from its OOF predictions")
+    report.add_argument("run", help="run folder")
+    report.add_argument("data", help="the data folder the run was trained on")
+    report.set_defaults(func=_report)
+
     scan = sub.add_parser("scan", parents=[common], help="search a real cadence (6 .fil/.h5 files) for needles")
     scan.add_argument("files", nargs="+", help="six files in cadence order ON OFF ON OFF ON OFF")
     scan.add_argument("--out", required=True, help="candidates CSV, best first (a PNG of the top ones goes beside it)")
     scan.add_argument("--step", type=int, default=128, help="channels between 256-channel windows (default 128)")
     scan.add_argument("--top", type=int, default=4, help="candidates shown in the PNG (default 4)")
-    scan.add_argument("--run", help="(not yet supported) a trained run to score with instead of the baseline")
+    scan.add_argument("--run", help="a trained run (spotter seti train) to rank snippets with, beside the baseline")
     scan.set_defaults(func=_scan)
 
 
@@ -82,20 +98,55 @@ def _baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from spotter.seti.config import SetiConfig
+
+    def make_task():
+        from spotter.seti.task import SetiTask
+
+        return SetiTask()
+
+    result = run_train(args, "seti", SetiConfig, make_task)
+    if result is not None and result.oof_path is not None:
+        from spotter.seti.report import make_report
+
+        print(f"report: {make_report(result.run_dir, args.data)}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from spotter.progress import create_reporter
+    from spotter.seti.task import predict_submission
+
+    out = predict_submission(args.run, args.data, args.out, tta=not args.no_tta, reporter=create_reporter(args.quiet))
+    print(f"submission: {out}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from spotter.seti.report import make_report
+
+    print(f"report: {make_report(args.run, args.data)}")
+    return 0
+
+
 def _scan(args: argparse.Namespace) -> int:
-    from spotter.errors import SpotterError
     from spotter.io import write_csv
     from spotter.progress import create_reporter
     from spotter.seti.filterbank import plot_candidates, scan
 
+    scorer = None
     if args.run:
-        raise SpotterError("--run is not supported yet; scan uses the de-Doppler baseline")
-    candidates, observations = scan(args.files, step=args.step, reporter=create_reporter(args.quiet))
+        from spotter.seti.task import run_scorer
+
+        scorer = run_scorer(args.run)
+    candidates, observations = scan(args.files, step=args.step, reporter=create_reporter(args.quiet), model_scorer=scorer)
     write_csv(args.out, candidates)
     png = Path(args.out).with_suffix(".png")
     plot_candidates(candidates, observations, png, top=args.top)
     print(f"wrote {len(candidates)} candidates to {args.out} and the top {min(args.top, len(candidates))} to {png}")
     if len(candidates):
         best = candidates.iloc[0]
-        print(f"best: {best['freq_mhz']:.6f} MHz, drift {best['drift_hz_s']:.4f} Hz/s, score {best['score']:.1f}")
+        model = f", model score {best['model_score']:.4f}" if "model_score" in candidates else ""
+        print(f"best: {best['freq_mhz']:.6f} MHz, drift {best['drift_hz_s']:.4f} Hz/s, score {best['score']:.1f}{model}")
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,12 +122,15 @@ def scan(
     step: int = 128,
     config: DedopplerConfig = DedopplerConfig(),
     reporter: Reporter = NullReporter(),
+    model_scorer: Callable[[list[np.ndarray]], np.ndarray] | None = None,
 ) -> tuple[pd.DataFrame, list[Observation]]:
     """Slides a 256-channel window across a six-file cadence and scores each snippet with the baseline.
 
     Args:
         paths: Six files in cadence order (ON, OFF, ON, OFF, ON, OFF).
         step: Channels between window starts (128 = half-overlapping windows).
+        model_scorer: Scores (6, 273, 256) snippets with a trained model (`spotter.seti.task.run_scorer`);
+            when given, candidates get a `model_score` column and are ranked by it.
 
     Returns:
         Candidates, one per window, sorted by score (highest first), and the observations read.
@@ -142,10 +147,12 @@ def scan(
     first = observations[0]
     # a drift of one channel per resampled row, in Hz/s, for this cadence's resolution
     unit_drift_hz_s = abs(first.foff_mhz) * 1e6 / (first.tsamp_s * first.data.shape[0] / rows)
-    records = []
+    records, snippets = [], []
     starts = window_starts(first.data.shape[1], window, step)
     for start in reporter.track(starts, len(starts), "scan"):
         snippet = np.stack([_standardize(resample_time(o.data[:, start : start + window], rows)) for o in observations])
+        if model_scorer is not None:
+            snippets.append(snippet.astype(np.float16))  # the competition's storage type, as models were trained
         hit = search.search(snippet)
         records.append(
             {
@@ -161,7 +168,11 @@ def scan(
             }
         )
     candidates = pd.DataFrame.from_records(records, columns=CANDIDATE_COLUMNS)
-    candidates = candidates.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+    rank_by = "score"
+    if model_scorer is not None:
+        candidates["model_score"] = model_scorer(snippets)
+        rank_by = "model_score"
+    candidates = candidates.sort_values(rank_by, ascending=False, kind="stable").reset_index(drop=True)
     return candidates, observations
 
 

@@ -36,7 +36,8 @@ def _train(args: argparse.Namespace) -> int:
 
         return ToyTask()
 
-    return run_train(args, "toy", ToyConfig, make_task)
+    run_train(args, "toy", ToyConfig, make_task)
+    return 0
 
 
 def _synth(args: argparse.Namespace) -> int:

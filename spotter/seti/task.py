@@ -1,0 +1,191 @@
+"""The SETI task on the engine: cadences → preprocessed images → a timm CNN → needle probability."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from spotter.engine.task import BinaryTask
+from spotter.errors import SpotterError
+from spotter.models.attention import TripletAttention
+from spotter.models.backbones import create_backbone
+from spotter.models.pooling import AvgPool, GeM
+from spotter.seti.config import NEEDLE_KINDS, SetiAugmentConfig, SetiConfig, SetiModelConfig
+from spotter.seti.data import available_splits, list_split, load_cadence
+from spotter.seti.preprocess import SetiPreprocessConfig, preprocess, validate_preprocess
+
+
+def input_preprocess(cfg: SetiConfig) -> SetiPreprocessConfig:
+    """The preprocessing of a config, with `image_size` applied as a square resize."""
+    validate_preprocess(cfg.preprocess)
+    if cfg.image_size and cfg.preprocess.height:
+        raise SpotterError("set either image_size or preprocess.height/.width, not both")
+    if cfg.image_size:
+        return replace(cfg.preprocess, height=cfg.image_size, width=cfg.image_size)
+    return cfg.preprocess
+
+
+def input_channels(cfg: SetiPreprocessConfig) -> int:
+    """Channels of the preprocessed input: 1 when panels are stacked in time, else one per panel."""
+    return 1 if cfg.stack == "time" else (3 if cfg.panels == "on" else 6)
+
+
+class CadenceDataset(Dataset):
+    """Cadences → preprocessed (C, H, W) tensors, with flips and needle injection when training.
+
+    Args:
+        paths: One `.npy` path per sample, or the (6, 273, 256) arrays themselves.
+        targets: Labels (0/1), or None for unlabelled test data.
+        preprocess_cfg: How a cadence becomes an input.
+        augment: Training augmentations, or None for evaluation.
+    """
+
+    def __init__(
+        self,
+        paths: list[str] | list[np.ndarray],
+        targets: np.ndarray | None,
+        preprocess_cfg: SetiPreprocessConfig,
+        augment: SetiAugmentConfig | None = None,
+    ) -> None:
+        self.paths = list(paths)
+        self.targets = np.zeros(len(paths), np.float32) if targets is None else np.asarray(targets, np.float32)
+        self.preprocess_cfg = preprocess_cfg
+        self.augment = augment
+        if augment is not None:
+            unknown = sorted(set(augment.inject_kinds) - set(NEEDLE_KINDS))
+            if unknown:
+                raise SpotterError(f"augment.inject_kinds: unknown kind(s) {unknown}; expected {NEEDLE_KINDS}")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.paths[i]
+        cadence = item if isinstance(item, np.ndarray) else load_cadence(item)
+        target = self.targets[i]
+        aug = self.augment
+        # numpy draws come from torch's RNG, which the engine seeds per epoch (and per loader worker)
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
+        if aug is not None and aug.inject > 0 and target < 0.5 and rng.random() < aug.inject:
+            from spotter.seti.synth import inject_needle
+
+            kind = aug.inject_kinds[int(rng.integers(len(aug.inject_kinds)))]
+            snr = float(np.exp(rng.uniform(*np.log(aug.inject_snr))))
+            cadence, _ = inject_needle(cadence, kind, rng, snr=snr)
+            target = np.float32(1.0)
+        image = torch.from_numpy(preprocess(cadence, self.preprocess_cfg))
+        if aug is not None:
+            if rng.random() < aug.hflip:
+                image = image.flip(-1)
+            if rng.random() < aug.vflip:
+                image = image.flip(-2)
+        return {"index": i, "input": image, "target": torch.tensor(target, dtype=torch.float32)}
+
+
+def set_stem_stride(backbone: nn.Module, stride: tuple[int, int]) -> nn.Conv2d:
+    """Sets the stride of the backbone's first convolution, e.g. (1, 2) to keep one axis at full resolution."""
+    first = next((m for m in backbone.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is None:
+        raise SpotterError("model.stem_stride: the backbone has no Conv2d to change")
+    first.stride = tuple(stride)
+    return first
+
+
+class SetiNet(nn.Module):
+    """timm trunk → optional triplet attention → GeM/average pooling → one logit.
+
+    Args:
+        cfg: Model options.
+        in_chans: Input channels (1 for panels stacked in time).
+    """
+
+    def __init__(self, cfg: SetiModelConfig, in_chans: int) -> None:
+        super().__init__()
+        self.backbone = create_backbone(
+            cfg.backbone, cfg.weights, num_classes=0, global_pool="", in_chans=in_chans, drop_rate=cfg.drop_rate
+        )
+        if cfg.stem_stride:
+            if len(cfg.stem_stride) != 2:
+                raise SpotterError(f"model.stem_stride must be [h, w], got {cfg.stem_stride}")
+            set_stem_stride(self.backbone, tuple(cfg.stem_stride))
+        self.attention = TripletAttention(cfg.attention_kernel) if cfg.triplet_attention else nn.Identity()
+        if cfg.pooling == "gem":
+            self.pool = GeM(cfg.gem_p, learnable=cfg.gem_learnable)
+        elif cfg.pooling == "avg":
+            self.pool = AvgPool()
+        else:
+            raise SpotterError(f"model.pooling must be gem or avg, got {cfg.pooling!r}")
+        self.head = nn.Linear(self.backbone.num_features, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.attention(self.backbone.forward_features(x))))
+
+
+class SetiTask(BinaryTask):
+    """Needle detection in (6, 273, 256) cadences, scored by ROC AUC."""
+
+    name = "seti"
+    config_class = SetiConfig
+
+    def load_samples(self, data_dir: Path, cfg: SetiConfig) -> pd.DataFrame:
+        splits = ["train"]
+        if cfg.old_data:
+            splits += [s for s in ("train_old", "test_old") if s in available_splits(data_dir)]
+        rows = pd.concat([list_split(data_dir, split) for split in splits], ignore_index=True)
+        rows["target"] = rows["target"].astype(float)
+        return rows
+
+    def create_datasets(self, data_dir, train_rows, valid_rows, cfg: SetiConfig):
+        prep = input_preprocess(cfg)
+        train = CadenceDataset(list(train_rows["path"]), train_rows["target"].to_numpy(), prep, cfg.augment)
+        valid = None
+        if valid_rows is not None:
+            valid = CadenceDataset(list(valid_rows["path"]), valid_rows["target"].to_numpy(), prep)
+        return train, valid
+
+    def create_model(self, cfg: SetiConfig, train_rows: pd.DataFrame | None) -> nn.Module:
+        return SetiNet(cfg.model, input_channels(input_preprocess(cfg)))
+
+    def write_oof(self, run_dir: Path, rows: pd.DataFrame, predictions: np.ndarray) -> Path:
+        return super().write_oof(run_dir, rows.drop(columns=["path"], errors="ignore"), predictions)
+
+
+def predict_submission(run_dir, data_dir, out, tta: bool = True, reporter=None, runtime=None) -> Path:
+    """Writes `id,target` for DATA's test set: the mean of the run's fold models, with its TTA by default."""
+    from spotter.engine.predict import load_run_config, predict_run
+    from spotter.engine.runtime import Runtime
+    from spotter.engine.tta import create_tta
+    from spotter.io import write_csv
+    from spotter.progress import NullReporter
+
+    cfg = load_run_config(SetiTask(), run_dir)
+    rows = list_split(data_dir, "test")
+    dataset = CadenceDataset(list(rows["path"]), None, input_preprocess(cfg))
+    transforms = create_tta(cfg.tta if tta else ["identity"])
+    runtime = runtime or Runtime(cfg.mixed_precision)
+    predictions = predict_run(SetiTask(), run_dir, dataset, runtime, transforms, reporter or NullReporter())
+    if runtime.is_main:
+        write_csv(out, pd.DataFrame({"id": rows["id"], "target": predictions}))
+    return Path(out)
+
+
+def run_scorer(run_dir, runtime=None):
+    """A function scoring in-memory (6, 273, 256) cadences with a run's fold models and TTA (for `scan --run`)."""
+    from spotter.engine.predict import load_run_config, predict_run
+    from spotter.engine.runtime import Runtime
+    from spotter.engine.tta import create_tta
+
+    cfg = load_run_config(SetiTask(), run_dir)
+    runtime = runtime or Runtime(cfg.mixed_precision)
+
+    def score(cadences: list[np.ndarray]) -> np.ndarray:
+        dataset = CadenceDataset(list(cadences), None, input_preprocess(cfg))
+        return predict_run(SetiTask(), run_dir, dataset, runtime, create_tta(cfg.tta))
+
+    return score
