@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from spotter.config import TrainConfig
 from spotter.seti.preprocess import SetiPreprocessConfig
@@ -16,6 +16,7 @@ class SetiModelConfig:
     """Backbone → optional triplet attention → pooling → one logit."""
 
     backbone: str = "resnet18d"  # any timm model
+    backbone_args: dict[str, Any] = field(default_factory=dict)  # extra timm.create_model arguments
     weights: Optional[str] = None  # a local weights file (.safetensors or torch); None trains from scratch
     stem_stride: list[int] = field(default_factory=list)  # e.g. [1, 2]: (H, W) stride of the first conv
     pooling: str = "gem"  # gem | avg

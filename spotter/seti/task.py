@@ -108,7 +108,8 @@ class SetiNet(nn.Module):
     def __init__(self, cfg: SetiModelConfig, in_chans: int) -> None:
         super().__init__()
         self.backbone = create_backbone(
-            cfg.backbone, cfg.weights, num_classes=0, global_pool="", in_chans=in_chans, drop_rate=cfg.drop_rate
+            cfg.backbone, cfg.weights, num_classes=0, global_pool="", in_chans=in_chans, drop_rate=cfg.drop_rate,
+            **cfg.backbone_args,
         )
         if cfg.stem_stride:
             if len(cfg.stem_stride) != 2:
