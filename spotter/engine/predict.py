@@ -87,6 +87,8 @@ def predict_run(
 ) -> np.ndarray:
     """Mean prediction of every fold model of a run (for tasks whose model needs no training rows)."""
     cfg = load_run_config(task, run_dir)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     predictions = []
     for path in fold_weights(run_dir):
         model = load_weights(task.create_model(cfg, None), path)
