@@ -4,7 +4,7 @@ Both train the same small timm model on the same in-memory data for the same num
 optimizer and batch size; runs alternate and the best of each is compared. Prints the ratio last
 (engine samples/s ÷ plain samples/s; the target is ≥ 0.95).
 
-    .venv/bin/python bench/engine_overhead.py [--samples 256] [--repeats 5]
+    .venv/bin/python bench/engine_overhead.py [--samples 512] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def engine_loop(cfg, dataset: Dataset, runtime: Runtime, folder: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=256)
+    parser.add_argument("--samples", type=int, default=512)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--model", default="resnet10t")
     parser.add_argument("--repeats", type=int, default=5)

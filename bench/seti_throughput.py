@@ -2,7 +2,8 @@
 
 All three use the cpu config's model, batch size and preprocessing on the same generated cadences, in one
 process and one run:
-- plain: a hand-written loop over the same DataLoader (same dataset, workers, batch) and model;
+- plain: a hand-written loop over the same DataLoader (same dataset, workers, batch) and model, with the same
+  EMA update when the config has one (the work of the recipe, not of the engine);
 - engine: `fit_fold` as `spotter seti train` runs it (one fold, checkpoints every epoch);
 - loader: the DataLoader alone, with the model's samples/s measured on in-memory batches beside it.
 Prints the ratios last: engine/plain (target ≥ 0.95) and loader/model (target ≥ 3).
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader
 
 from spotter.config import default_config_path, load_config
@@ -38,6 +40,7 @@ def plain_loop(cfg: SetiConfig, dataset) -> float:
     model = SetiTask().create_model(cfg, None)
     optimizer = create_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay)
     loss_fn = create_loss(cfg.loss)
+    ema = ModelEmaV3(model, decay=cfg.ema_decay) if cfg.ema else None
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers,
         persistent_workers=cfg.num_workers > 0,
@@ -50,6 +53,8 @@ def plain_loop(cfg: SetiConfig, dataset) -> float:
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(model)
             seen += len(batch["input"])
     return seen / (time.perf_counter() - started)
 
@@ -89,7 +94,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("overrides", nargs="*", help="config overrides (the cpu config by default)")
     args = parser.parse_args()
-    cfg = load_config(SetiConfig, default_config_path("seti"), ["epochs=1", *args.overrides])
+    cfg = load_config(SetiConfig, default_config_path("seti"), ["epochs=2", *args.overrides])
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
 
