@@ -30,7 +30,7 @@ def seti_demo(out: str | Path, reporter: Reporter = NullReporter(), n_train: int
     yield f"seti: de-Doppler baseline test AUC {score_files(baseline, truth)[1]:.4f}"
 
     # the cpu config, shortened: the demo shows the pipeline, `spotter seti train` gives the real figures
-    cfg = load_config(SetiConfig, default_config_path("seti"), ["epochs=4", "augment.inject=0.5"])
+    cfg = load_config(SetiConfig, default_config_path("seti"), ["epochs=6", "augment.inject=0.5"])
     result = train(SetiTask(), data, cfg, out / "run", reporter=reporter)
     submission = predict_submission(out / "run", data, out / "submission.csv", reporter=reporter)
     report = make_report(out / "run", data)
