@@ -1,0 +1,1 @@
+"""Happywhale photo-ID: data, synthetic individuals, retrieval with new_individual, catalogue matching."""

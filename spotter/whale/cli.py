@@ -1,0 +1,170 @@
+"""`spotter whale ...` sub-commands: synth, check, train, predict, and catalogue index / match."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from spotter.commands import add_train_command, run_train
+
+
+def register(commands, common: argparse.ArgumentParser) -> None:
+    """Adds the `whale` command and its sub-commands to the `spotter` parser."""
+    whale = commands.add_parser("whale", parents=[common], help="Happywhale photo-ID by metric learning")
+    sub = whale.add_subparsers(dest="whale_command", required=True, metavar="COMMAND")
+
+    synth = sub.add_parser("synth", parents=[common], help="generate synthetic individuals in the Kaggle layout")
+    synth.add_argument("out", help="output folder")
+    synth.add_argument("--individuals", type=int, default=200, help="individuals with train photos (default 200)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument(
+        "--test-new-ratio", type=float, default=0.2, help="share of test photos showing new individuals (default 0.2)"
+    )
+    synth.add_argument("--image-size", type=int, default=192, help="side of the square photos (default 192)")
+    synth.add_argument("--bboxes", action="store_true", help="also write bboxes.csv with each animal's box")
+    synth.add_argument("--workers", type=int, default=1, help="drawing processes (default 1)")
+    synth.set_defaults(func=_synth)
+
+    check = sub.add_parser("check", parents=[common], help="list every problem in a whale data folder")
+    check.add_argument("data", help="data folder (train.csv, train_images/, sample_submission.csv, test_images/)")
+    check.add_argument("--no-open", action="store_true", help="only check that images exist, do not open them")
+    check.set_defaults(func=_check)
+
+    add_train_command(sub, common, "whale", _train)
+
+    predict = sub.add_parser("predict", parents=[common], help="predict DATA's test photos with a run")
+    predict.add_argument("run", help="run folder")
+    predict.add_argument("data", help="data folder the run was trained on (its train photos are the gallery)")
+    predict.add_argument("--out", required=True, help="submission CSV (image,predictions)")
+    predict.add_argument("--no-tta", action="store_true", help="no flip TTA and no flipped gallery copies")
+    predict.set_defaults(func=_predict)
+
+    index = sub.add_parser("index", parents=[common], help="embed a photo catalogue with a run and save its index")
+    index.add_argument("run", help="run folder")
+    index.add_argument(
+        "catalogue",
+        help="photo folder with catalogue.csv (image,individual_id), or a whale data folder (train.csv)",
+    )
+    index.add_argument("--csv", help="the table of known photos (default: CATALOGUE/catalogue.csv or train.csv)")
+    index.add_argument("--out", help="index folder (default: RUN/index)")
+    index.add_argument("--threshold", type=float, help="best cosine under which a photo looks new")
+    index.set_defaults(func=_index)
+
+    match = sub.add_parser("match", parents=[common], help="rank known individuals for photos")
+    match.add_argument("run", help="run folder")
+    match.add_argument("photos", nargs="+", metavar="PHOTO", help="photos to identify")
+    match.add_argument("--index", help="index folder from `whale index` (default: RUN/index)")
+    match.add_argument("--top", type=int, default=5, help="candidates per photo (default 5)")
+    match.add_argument("--out", help="candidates CSV (default: matches.csv); the contact sheet goes beside it")
+    match.add_argument("--threshold", type=float, help="override the index's looks-new threshold")
+    match.set_defaults(func=_match)
+
+    report = sub.add_parser("report", parents=[common], help="write RUN/report.html (MAP@5 vs threshold, by species)")
+    report.add_argument("run", help="run folder (after `whale predict`, the report uses its kNN results)")
+    report.add_argument("--data", help="the training data folder, to draw a gallery of photos and candidates")
+    report.set_defaults(func=_report)
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from spotter.progress import create_reporter
+    from spotter.whale.synth import SynthConfig, make_synthetic
+
+    config = SynthConfig(
+        individuals=args.individuals,
+        seed=args.seed,
+        test_new_ratio=args.test_new_ratio,
+        image_size=args.image_size,
+        bboxes=args.bboxes,
+    )
+    counts = make_synthetic(args.out, config, workers=args.workers, reporter=create_reporter(args.quiet))
+    print(
+        f"wrote {args.out}: {counts['train_images']} train photos of {counts['individuals']} individuals "
+        f"({counts['singletons']} seen once), {counts['test_images']} test photos ({counts['test_new']} of new ones)"
+    )
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from spotter.whale.data import find_problems
+
+    problems = find_problems(args.data, verify_images=not args.no_open)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.data}")
+        return 2
+    print(f"{args.data}: ok")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from spotter.whale.config import WhaleConfig
+
+    def make_task():
+        from spotter.whale.task import WhaleTask
+
+        return WhaleTask()
+
+    result = run_train(args, "whale", WhaleConfig, make_task)
+    if result is not None and result.oof_path is not None:
+        from spotter.whale.report import write_report
+
+        # the head's out-of-fold ranking for now; `whale predict` adds the kNN results, `whale report` redraws
+        print(f"report: {write_report(result.run_dir, args.data)}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from spotter.progress import create_reporter
+    from spotter.whale.predict import predict_submission
+
+    path, calibration = predict_submission(
+        args.run, args.data, args.out, tta=not args.no_tta, reporter=create_reporter(args.quiet)
+    )
+    if "oof_map_at_5" in calibration:
+        print(f"out-of-fold MAP@5 {calibration['oof_map_at_5']:.4f} at threshold {calibration['threshold']:.4f}")
+    print(f"new_individual first for {calibration['test_new_first_ratio']:.1%} of test photos")
+    print(f"submission: {path}")
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from spotter.progress import create_reporter
+    from spotter.whale.service import index_catalogue
+
+    out, catalogue = index_catalogue(
+        args.run, args.catalogue, csv=args.csv, out=args.out, threshold=args.threshold,
+        reporter=create_reporter(args.quiet),
+    )
+    meta = catalogue.meta
+    print(
+        f"index: {out} ({meta['photos']} photos of {meta['individuals']} individuals, "
+        f"looks-new threshold {meta['new_threshold']:.4f})"
+    )
+    return 0
+
+
+def _match(args: argparse.Namespace) -> int:
+    from spotter.progress import create_reporter
+    from spotter.whale.service import match_with_run
+
+    out = Path(args.out or "matches.csv")
+    matches, sheet = match_with_run(
+        args.run, args.photos, index=args.index, top=args.top, out=out, threshold=args.threshold,
+        reporter=create_reporter(args.quiet),
+    )
+    for match in matches:
+        flag = "  LOOKS NEW" if match.looks_new else ""
+        print(f"{match.photo}{flag}")
+        for rank, cand in enumerate(match.candidates, start=1):
+            print(f"  {rank}. {cand.individual_id}  {cand.score:.4f}  ({cand.image})")
+    print(f"candidates: {out}")
+    print(f"contact sheet: {sheet}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from spotter.whale.report import write_report
+
+    print(f"report: {write_report(args.run, args.data)}")
+    return 0

@@ -1,0 +1,146 @@
+"""The whale training config (free of torch imports so the CLI checks configs instantly)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from spotter.config import TrainConfig
+from spotter.errors import SpotterError
+
+HEADS = ("arcface", "subcenter")
+THRESHOLD_MODES = ("best", "ratio")
+
+
+@dataclass
+class WhaleModelConfig:
+    """timm trunk (feature stages) → GeM → linear → BatchNorm neck → embedding.
+
+    `pretrained`: true loads the bundled offline ImageNet weights of `backbone` (EfficientNet-Lite0),
+    a string is a local `.safetensors`/torch file, false trains from scratch.
+    """
+
+    backbone: str = "tf_efficientnet_lite0"
+    pretrained: str = "true"  # "true" | "false" | a path; a string so YAML can hold any of the three
+    gem_p: float = 3.0
+    gem_learnable: bool = True
+    two_stages: bool = False  # GeM over the last two stages, concatenated (Happywhale 1st)
+    embedding_size: int = 512
+    bn_neck: bool = True
+    drop_rate: float = 0.0  # dropout before the embedding layer
+
+
+@dataclass
+class WhaleHeadConfig:
+    """Margin heads: ids (ArcFace / sub-center ArcFace, dynamic margins) and an optional species head.
+
+    Dynamic margin m(n) = margin_a·n^(−margin_lambda) + margin_b for a class with n train photos;
+    `dynamic_margin: false` uses `margin` for every class.
+    """
+
+    name: str = "subcenter"  # arcface | subcenter
+    subcenters: int = 2
+    scale: float = 20.96
+    dynamic_margin: bool = True
+    margin: float = 0.3
+    margin_a: float = 0.27126
+    margin_lambda: float = 0.364399
+    margin_b: float = 0.05
+    id_weight: float = 0.437
+    species: bool = True
+    species_weight: float = 0.563
+    species_scale: float = 33.14
+    species_margin_a: float = 0.226253
+    species_margin_lambda: float = 0.720133
+    species_margin_b: float = 0.05
+
+
+@dataclass
+class WhaleAugmentConfig:
+    """Training augmentation of the photos (see `spotter.whale.data.build_transform`)."""
+
+    flip: float = 0.0  # a mirrored fin is another animal's; flips go into the gallery instead
+    jitter: float = 0.2
+    crop_scale: list[float] = field(default_factory=lambda: [0.7, 1.0])
+    box_margin: float = 0.1  # crop margin around bboxes.csv boxes, when the data has them
+
+
+@dataclass
+class WhaleRetrievalConfig:
+    """Prediction: cosine kNN over train (+ flipped train), mixed with the id head, new_individual threshold.
+
+    threshold_mode `best` picks the threshold with the best out-of-fold MAP@5; `ratio` the one that
+    puts new_individual first for `new_ratio` of the test photos (Happywhale 1st: 0.165).
+    """
+
+    k: int = 100
+    flip_tta: bool = True
+    head_weight: float = 0.5
+    threshold_mode: str = "best"  # best | ratio
+    new_ratio: float = 0.165
+    per_species: bool = False
+    min_species_queries: int = 20
+    batch_size: int = 64
+
+
+@dataclass
+class WhaleConfig(TrainConfig):
+    """Whale photo-ID training: the common keys plus model, heads, augmentation and retrieval.
+
+    The engine's `loss` section is unused: the loss is id_weight·CE(ids) + species_weight·CE(species)
+    on the margin heads' logits. Folds are stratified by `individual_id` (plain shuffled folds when some
+    individual has fewer photos than folds); validation ids absent from a fold's train side are new.
+    """
+
+    image_size: int = 128
+    head_lr_mult: float = 10.0
+    model: WhaleModelConfig = field(default_factory=WhaleModelConfig)
+    head: WhaleHeadConfig = field(default_factory=WhaleHeadConfig)
+    augment: WhaleAugmentConfig = field(default_factory=WhaleAugmentConfig)
+    retrieval: WhaleRetrievalConfig = field(default_factory=WhaleRetrievalConfig)
+    use_bboxes: bool = True  # crop to bboxes.csv when the data folder has one
+
+
+def pretrained_value(value: str) -> bool | str:
+    """`model.pretrained` as `create_backbone` takes it: True, False or a path."""
+    lowered = str(value).strip().lower()
+    if lowered in ("true", "yes", "1", "bundled"):
+        return True
+    if lowered in ("false", "no", "0", "none", ""):
+        return False
+    return str(value)
+
+
+def validate_whale(cfg: WhaleConfig) -> None:
+    """Checks the whale sections' ranges.
+
+    Raises:
+        SpotterError: Naming the first key out of range.
+    """
+    r = cfg.retrieval
+    checks = [
+        (cfg.image_size >= 16, "image_size", "at least 16"),
+        (cfg.head.name in HEADS, "head.name", " | ".join(HEADS)),
+        (cfg.head.subcenters >= 1, "head.subcenters", "at least 1"),
+        (cfg.head.scale > 0, "head.scale", "positive"),
+        (cfg.model.embedding_size >= 2, "model.embedding_size", "at least 2"),
+        (len(cfg.augment.crop_scale) == 2 and 0 < cfg.augment.crop_scale[0] <= cfg.augment.crop_scale[1] <= 1,
+         "augment.crop_scale", "[low, high] within (0, 1]"),
+        (r.k >= 1, "retrieval.k", "at least 1"),
+        (0 <= r.head_weight <= 1, "retrieval.head_weight", "in [0, 1]"),
+        (r.threshold_mode in THRESHOLD_MODES, "retrieval.threshold_mode", " | ".join(THRESHOLD_MODES)),
+        (0 <= r.new_ratio <= 1, "retrieval.new_ratio", "in [0, 1]"),
+        (cfg.mixing.name == "none", "mixing.name", "none (id labels cannot be mixed)"),
+    ]
+    for ok, key, expected in checks:
+        if not ok:
+            raise SpotterError(f"config key {key!r} must be {expected}")
+
+
+__all__ = [
+    "WhaleConfig",
+    "WhaleModelConfig",
+    "WhaleHeadConfig",
+    "WhaleAugmentConfig",
+    "WhaleRetrievalConfig",
+    "pretrained_value",
+    "validate_whale",
+]

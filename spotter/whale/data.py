@@ -1,0 +1,328 @@
+"""Happywhale data: read and validate the Kaggle layout, fix species names, crop, and serve tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from spotter.errors import SpotterError
+from spotter.io import read_csv
+
+from spotter.whale.layout import (
+    BBOX_COLUMNS,
+    BBOX_CSV,
+    TEST_COLUMNS,
+    TEST_CSV,
+    TEST_DIR,
+    TRAIN_COLUMNS,
+    TRAIN_CSV,
+    TRAIN_DIR,
+)
+
+# Misspelt and merged labels in the competition's train.csv (30 raw names → 26).
+SPECIES_FIXES = {
+    "bottlenose_dolpin": "bottlenose_dolphin",
+    "kiler_whale": "killer_whale",
+    "globis": "short_finned_pilot_whale",
+    "pilot_whale": "short_finned_pilot_whale",
+}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class WhaleData:
+    """A whale data folder, read and checked.
+
+    Attributes:
+        root: The folder.
+        train: One row per train image: image, species (fixed), individual_id, path.
+        test: One row per test image: image, path.
+        bboxes: Boxes by image name (x1, y1, x2, y2 in pixels), or None without `bboxes.csv`.
+    """
+
+    root: Path
+    train: pd.DataFrame
+    test: pd.DataFrame
+    bboxes: dict[str, tuple[float, float, float, float]] | None = None
+
+    def box(self, image: str) -> tuple[float, float, float, float] | None:
+        """The bounding box of `image`, or None when there is none."""
+        return None if self.bboxes is None else self.bboxes.get(image)
+
+
+def fix_species(species: pd.Series) -> pd.Series:
+    """Applies `SPECIES_FIXES` (misspellings and the pilot-whale merge)."""
+    return species.replace(SPECIES_FIXES)
+
+
+def find_problems(root: str | Path, verify_images: bool = True) -> list[str]:
+    """Every problem in a whale data folder, each as one line naming the file (and row).
+
+    Args:
+        root: The data folder.
+        verify_images: Also open every image (slower) instead of only checking that it exists.
+
+    Returns:
+        The problems found; empty when the folder is fine.
+    """
+    _, problems = _scan(Path(root), verify_images)
+    return problems
+
+
+def read_whale_data(root: str | Path, verify_images: bool = False, require_test: bool = True) -> WhaleData:
+    """Reads a whale data folder in the Kaggle layout.
+
+    Args:
+        root: The data folder.
+        verify_images: Also open every image instead of only checking that it exists.
+        require_test: Whether `sample_submission.csv` and `test_images/` must be present.
+
+    Raises:
+        SpotterError: On the first problem, naming the file or row (with the count of the others).
+    """
+    data, problems = _scan(Path(root), verify_images, require_test)
+    if problems:
+        more = f" (and {len(problems) - 1} more; run `spotter whale check {root}`)" if len(problems) > 1 else ""
+        raise SpotterError(problems[0] + more)
+    assert data is not None
+    return data
+
+
+def _scan(root: Path, verify_images: bool, require_test: bool = True) -> tuple[WhaleData | None, list[str]]:
+    problems: list[str] = []
+    if not root.is_dir():
+        return None, [f"{root}: data folder not found"]
+    train = _read_table(root / TRAIN_CSV, TRAIN_COLUMNS, problems)
+    test = _read_table(root / TEST_CSV, TEST_COLUMNS, problems) if require_test or (root / TEST_CSV).exists() else None
+    if train is not None:
+        train = train[TRAIN_COLUMNS].copy()
+        train["species"] = fix_species(train["species"])
+        _check_rows(train, root / TRAIN_CSV, TRAIN_COLUMNS, problems)
+        train["path"] = [root / TRAIN_DIR / str(name) for name in train["image"]]
+        _check_images(train, root / TRAIN_CSV, verify_images, problems)
+    if test is not None:
+        test = test[["image"]].copy()
+        _check_rows(test, root / TEST_CSV, ["image"], problems)
+        test["path"] = [root / TEST_DIR / str(name) for name in test["image"]]
+        _check_images(test, root / TEST_CSV, verify_images, problems)
+    else:
+        test = pd.DataFrame({"image": pd.Series(dtype=str), "path": pd.Series(dtype=object)})
+    bboxes = None
+    if (root / BBOX_CSV).exists():
+        bboxes = _read_boxes(root / BBOX_CSV, problems)
+    if problems or train is None:
+        return None, problems
+    return WhaleData(root, train.reset_index(drop=True), test.reset_index(drop=True), bboxes), problems
+
+
+def _read_table(path: Path, columns: list[str], problems: list[str]) -> pd.DataFrame | None:
+    try:
+        return read_csv(path, required=columns, dtype=str)
+    except SpotterError as err:
+        problems.append(str(err))
+        return None
+
+
+def _check_rows(frame: pd.DataFrame, path: Path, columns: list[str], problems: list[str]) -> None:
+    # Row numbers are given as in a spreadsheet: the header is line 1, so data row i is line i + 2.
+    for column in columns:
+        for i in np.flatnonzero(frame[column].isna().to_numpy()):
+            problems.append(f"{path}: line {i + 2}: empty {column}")
+    duplicated = frame["image"].duplicated(keep="first").to_numpy()
+    for i in np.flatnonzero(duplicated):
+        problems.append(f"{path}: line {i + 2}: duplicate image {frame['image'].iloc[i]!r}")
+
+
+def _check_images(frame: pd.DataFrame, csv: Path, verify: bool, problems: list[str]) -> None:
+    for i, path in enumerate(frame["path"]):
+        if pd.isna(frame["image"].iloc[i]):
+            continue
+        if not path.is_file():
+            problems.append(f"{path}: image listed in {csv.name} (line {i + 2}) not found")
+        elif verify:
+            try:
+                with Image.open(path) as image:
+                    image.verify()
+            except (UnidentifiedImageError, OSError, SyntaxError) as err:
+                problems.append(f"{path}: unreadable image ({type(err).__name__}: {err})")
+
+
+def _read_boxes(path: Path, problems: list[str]) -> dict[str, tuple[float, float, float, float]] | None:
+    frame = _read_table(path, BBOX_COLUMNS, problems)
+    if frame is None:
+        return None
+    _check_rows(frame, path, BBOX_COLUMNS, problems)
+    boxes = {}
+    for i, row in enumerate(frame.itertuples(index=False)):
+        try:
+            x1, y1, x2, y2 = (float(row.x1), float(row.y1), float(row.x2), float(row.y2))
+        except (TypeError, ValueError):
+            problems.append(f"{path}: line {i + 2}: box coordinates must be numbers")
+            continue
+        if not (x2 > x1 and y2 > y1):
+            problems.append(f"{path}: line {i + 2}: empty box (need x2 > x1 and y2 > y1)")
+            continue
+        boxes[str(row.image)] = (x1, y1, x2, y2)
+    return boxes
+
+
+def load_image(
+    path: str | Path,
+    box: tuple[float, float, float, float] | None = None,
+    margin: float = 0.1,
+) -> Image.Image:
+    """Opens an image as RGB, cropped to `box` widened by `margin` of its size on each side.
+
+    Raises:
+        SpotterError: If the image is missing or unreadable.
+    """
+    try:
+        with Image.open(path) as raw:
+            image = raw.convert("RGB")
+    except FileNotFoundError:
+        raise SpotterError("image not found", path) from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise SpotterError(f"unreadable image ({type(err).__name__})", path) from None
+    if box is not None:
+        image = image.crop(_widen(box, margin, image.size))
+    return image
+
+
+def _widen(box, margin: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    x1, y1, x2, y2 = box
+    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
+    width, height = size
+    return (
+        int(max(0, np.floor(x1 - dx))),
+        int(max(0, np.floor(y1 - dy))),
+        int(min(width, np.ceil(x2 + dx))),
+        int(min(height, np.ceil(y2 + dy))),
+    )
+
+
+def encode_labels(ids: Sequence[str], classes: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Integer labels for `ids`: positions in `classes` (sorted unique ids when not given), −1 if absent."""
+    classes = sorted(set(ids)) if classes is None else list(classes)
+    lookup = {name: i for i, name in enumerate(classes)}
+    return np.array([lookup.get(name, -1) for name in ids], dtype=np.int64), classes
+
+
+def build_transform(
+    image_size: int,
+    train: bool,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    flip: float = 0.5,
+    jitter: float = 0.2,
+    crop_scale: tuple[float, float] = (0.7, 1.0),
+):
+    """PIL image → normalized float tensor CxHxW: resize (eval) or light augmentation (train).
+
+    Args:
+        image_size: Output side.
+        train: Whether to augment.
+        mean: Per-channel mean; use the backbone's pretrained mean (ImageNet by default).
+        std: Per-channel std.
+        flip: Chance of a horizontal flip when training. A flip shows the animal's other side, so the
+            1st Happywhale solution also added flipped embeddings to the gallery instead; 0 disables it.
+        jitter: Brightness/contrast/saturation jitter strength when training.
+        crop_scale: Area range of the random resized crop when training.
+    """
+    from torchvision.transforms import v2
+
+    size = (image_size, image_size)
+    if train:
+        steps = [
+            v2.RandomResizedCrop(size, scale=crop_scale, ratio=(0.75, 1.333), antialias=True),
+            v2.RandomHorizontalFlip(flip),
+            v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter),
+        ]
+    else:
+        steps = [v2.Resize(size, antialias=True)]
+    return v2.Compose(
+        [v2.ToImage(), *steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+    )
+
+
+class WhaleDataset(torch.utils.data.Dataset):
+    """Images as dicts {"index", "input", "target"} for the engine.
+
+    Args:
+        paths: Image files.
+        targets: Integer id labels (−1 for unlabelled test images), or None for all −1.
+        transform: PIL image → tensor, e.g. `build_transform(...)`.
+        boxes: Optional box per image (None entries mean no crop).
+        margin: Crop margin as a fraction of the box size.
+        flip: Whether every image is mirrored (to embed flipped copies for retrieval).
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        targets: Sequence[int] | np.ndarray | None,
+        transform,
+        boxes: Sequence[tuple[float, float, float, float] | None] | None = None,
+        margin: float = 0.1,
+        flip: bool = False,
+    ) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.targets = np.full(len(self.paths), -1, np.int64) if targets is None else np.asarray(targets, np.int64)
+        if len(self.targets) != len(self.paths):
+            raise ValueError(f"{len(self.paths)} paths but {len(self.targets)} targets")
+        self.boxes = list(boxes) if boxes is not None else [None] * len(self.paths)
+        self.transform = transform
+        self.margin = margin
+        self.flip = flip
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict:
+        image = load_image(self.paths[index], self.boxes[index], self.margin)
+        if self.flip:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return {"index": index, "input": self.transform(image), "target": int(self.targets[index])}
+
+
+def create_dataset(
+    rows: pd.DataFrame,
+    image_size: int,
+    train: bool = False,
+    classes: Sequence[str] | None = None,
+    boxes: dict[str, tuple[float, float, float, float]] | None = None,
+    flip: bool = False,
+    margin: float = 0.1,
+    **transform_kwargs,
+) -> WhaleDataset:
+    """A `WhaleDataset` over rows of `WhaleData.train` or `.test` (e.g. one fold's rows).
+
+    Targets come from an integer `target` column if there is one, else from `individual_id` encoded
+    against `classes` (−1 for ids outside it), else they are all −1 (test images).
+
+    Args:
+        rows: Rows with `image` and `path` columns.
+        image_size: Output side.
+        train: Whether to augment.
+        classes: Id vocabulary for the targets.
+        boxes: Boxes by image name (`WhaleData.bboxes`), or None to use whole images.
+        flip: Mirror every image (to embed flipped copies for the retrieval gallery).
+        margin: Crop margin as a fraction of the box size.
+        **transform_kwargs: Passed to `build_transform` (mean, std, flip, jitter, crop_scale).
+    """
+    if "target" in rows.columns:
+        targets = rows["target"].to_numpy(np.int64)
+    elif "individual_id" in rows.columns and classes is not None:
+        targets, _ = encode_labels(list(rows["individual_id"]), classes)
+    else:
+        targets = None
+    row_boxes = [boxes.get(name) for name in rows["image"]] if boxes else None
+    transform = build_transform(image_size, train, **transform_kwargs)
+    return WhaleDataset(list(rows["path"]), targets, transform, row_boxes, margin=margin, flip=flip)

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from spotter.metrics import NEW_INDIVIDUAL as NEW
+from spotter.whale.threshold import (
+    best_threshold,
+    best_thresholds_by_group,
+    insert_new_individual,
+    map_by_threshold,
+    map_with_threshold,
+    relabel_unseen,
+    threshold_for_new_ratio,
+    thresholds_for,
+)
+
+CANDIDATES = [["a", "b", "c", "d", "e"], ["b", "a", "c", "d", "e"], ["c", "a", "b", "d", "e"], ["d", "e", "a", "b", "c"]]
+SCORES = np.array(
+    [[0.9, 0.5, 0.4, 0.3, 0.2], [0.8, 0.7, 0.3, 0.2, 0.1], [0.4, 0.35, 0.3, 0.2, 0.1], [0.3, 0.25, 0.2, 0.1, 0.0]]
+)
+TRUTHS = ["a", "a", NEW, NEW]  # query 1 has its id at rank 2, queries 3 and 4 are new
+
+
+def test_insert_at_first_score_below():
+    out = insert_new_individual(CANDIDATES, SCORES, 0.6)
+    assert out[0] == ["a", NEW, "b", "c", "d"]
+    assert out[1] == ["b", "a", NEW, "c", "d"]
+    assert out[2][0] == NEW and out[3][0] == NEW
+    assert insert_new_individual(CANDIDATES[:1], SCORES[:1], 0.1)[0] == ["a", "b", "c", "d", "e"]  # all clear it
+    assert insert_new_individual([["a"]], np.array([[0.9]]), 0.5)[0] == ["a", NEW]  # short lists get it appended
+    per_query = insert_new_individual(CANDIDATES[:2], SCORES[:2], np.array([0.95, 0.0]))
+    assert per_query[0][0] == NEW and NEW not in per_query[1]
+
+
+def test_closed_form_map_matches_literal_map():
+    thresholds = np.linspace(-0.1, 1.0, 45)
+    fast = map_by_threshold(CANDIDATES, SCORES, TRUTHS, thresholds)
+    slow = [map_with_threshold(CANDIDATES, SCORES, TRUTHS, t) for t in thresholds]
+    assert np.allclose(fast, slow)
+
+
+def test_best_threshold_on_hand_made_case():
+    # 0.4 < thr <= 0.7 keeps "a" at rank 2 for query 1 and puts new first for queries 3 and 4
+    thr, score = best_threshold(CANDIDATES, SCORES, TRUTHS)
+    assert 0.4 < thr <= 0.7
+    assert score == pytest.approx((1 + 0.5 + 1 + 1) / 4)
+    assert map_with_threshold(CANDIDATES, SCORES, TRUTHS, thr) == pytest.approx(score)
+    assert map_with_threshold(CANDIDATES, SCORES, TRUTHS, 0.75) < score  # too high: query 1 loses rank 2
+
+
+def test_per_group_thresholds_beat_global():
+    candidates = [["a", "b"], ["b", "a"], ["c", "d"], ["d", "c"]]
+    scores = np.array([[0.9, 0.1], [0.5, 0.1], [0.3, 0.1], [0.2, 0.1]])
+    truths = ["a", NEW, "c", NEW]  # group x: split 0.9/0.5; group y: split 0.3/0.2
+    groups = ["x", "x", "y", "y"]
+    table, overall = best_thresholds_by_group(candidates, scores, truths, groups, min_queries=1)
+    assert 0.5 < table["x"] <= 0.9 and 0.2 < table["y"] <= 0.3
+    per_group = map_with_threshold(candidates, scores, truths, thresholds_for(groups, table, overall))
+    assert per_group == 1.0 > map_with_threshold(candidates, scores, truths, overall)
+    assert thresholds_for(["z"], table, overall)[0] == overall
+
+
+def test_threshold_for_new_ratio():
+    best = np.linspace(0, 1, 200)[:, None]
+    thr = threshold_for_new_ratio(best, 0.165)
+    assert np.mean(best[:, 0] < thr) == pytest.approx(0.165, abs=1 / 200)
+    assert np.mean(best[:, 0] < threshold_for_new_ratio(best, 0.0)) == 0.0
+    assert np.mean(best[:, 0] < threshold_for_new_ratio(best, 1.0)) == 1.0
+    with pytest.raises(ValueError):
+        threshold_for_new_ratio(best, 1.5)
+
+
+def test_relabel_unseen():
+    assert relabel_unseen(["a", "z"], {"a", "b"}) == ["a", NEW]
+
+
+def test_short_lists_match_literal_map():
+    candidates = [["a", "b"], ["b"]]
+    scores = np.array([[0.9, 0.2, -np.inf], [0.8, -np.inf, -np.inf]])
+    truths = [NEW, NEW]
+    thresholds = np.array([-np.inf, 0.1, 0.5, 0.85, 1.0])
+    fast = map_by_threshold(candidates, scores, truths, thresholds)
+    slow = [map_with_threshold(candidates, scores, truths, t) for t in thresholds]
+    assert np.allclose(fast, slow)
