@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from spotter.errors import SpotterError
 
-TASK_CLIS = ("spotter.toy.cli", "spotter.seti.cli", "spotter.whale.cli")
+TASK_CLIS = ("spotter.toy.cli", "spotter.seti.cli", "spotter.whale.cli", "spotter.ensemble_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

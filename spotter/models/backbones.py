@@ -59,6 +59,8 @@ def create_backbone(
         model = timm.create_model(name, pretrained=False, **kwargs)
     except RuntimeError as err:  # timm's message for an unknown name
         raise SpotterError(f"cannot build backbone {name!r}: {err}") from None
+    except TypeError as err:  # an argument this architecture does not take (e.g. ResNet's `channels`)
+        raise SpotterError(f"cannot build backbone {name!r} with these arguments: {err}") from None
     if pretrained is None or pretrained is False:
         return model
     if pretrained is True:

@@ -1,4 +1,4 @@
-"""`spotter seti ...` sub-commands: synth, check, baseline, train, predict, scan."""
+"""`spotter seti ...` sub-commands: synth, check, baseline, train, predict, pseudo, report, scan."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from spotter.commands import add_train_command, run_train
+from spotter.seti.pseudo_cli import add_pseudo_command
 
 
 def register(commands, common: argparse.ArgumentParser) -> None:
@@ -42,6 +43,8 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     predict.add_argument("--out", required=True, help="submission CSV (id,target)")
     predict.add_argument("--no-tta", action="store_true", help="no test-time flips (the run's `tta` list)")
     predict.set_defaults(func=_predict)
+
+    add_pseudo_command(sub, common)
 
     report = sub.add_parser("report", parents=[common], help="(re)write a run's report.html from its OOF predictions")
     report.add_argument("run", help="run folder")
