@@ -19,17 +19,18 @@ def add_train_command(commands, common: argparse.ArgumentParser, task_name: str,
     train.set_defaults(func=handler)
 
 
-def run_train(args: argparse.Namespace, task_name: str, config_class: type, make_task):
-    """Checks the config, then trains and prints where the run went and its OOF metric.
-
-    Returns:
-        The `RunResult` on the main process, None on the others (under `accelerate launch`).
+def run_train(args: argparse.Namespace, task_name: str, config_class: type, make_task, write_report=None):
+    """Checks the config, then trains and prints where the run went, its OOF metric and its report.
 
     Args:
         args: Parsed `train` arguments.
         task_name: Picks `configs/<task_name>/cpu.yaml` when no `--config` is given.
         config_class: The task's config schema.
         make_task: Builds the task (imports torch), called only once the config is valid.
+        write_report: `(run_dir, data_dir) -> report path`, called when the run has out-of-fold predictions.
+
+    Returns:
+        The `RunResult` on the main process, None on the others (under `accelerate launch`).
     """
     cfg = load_config(config_class, args.config or default_config_path(task_name), args.overrides)
     from spotter.engine.cv import train  # after the config check: bad input fails fast, before torch loads
@@ -45,4 +46,6 @@ def run_train(args: argparse.Namespace, task_name: str, config_class: type, make
     metric = "n/a (full fit)" if result.oof_metric is None else f"{result.oof_metric:.5f}"
     print(f"run: {out}")
     print(f"oof metric: {metric}")
+    if write_report is not None and result.oof_path is not None:
+        print(f"report: {write_report(result.run_dir, args.data)}")
     return result

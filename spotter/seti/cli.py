@@ -109,11 +109,12 @@ def _train(args: argparse.Namespace) -> int:
 
         return SetiTask()
 
-    result = run_train(args, "seti", SetiConfig, make_task)
-    if result is not None and result.oof_path is not None:
+    def write_report(run_dir, data_dir):
         from spotter.seti.report import make_report
 
-        print(f"report: {make_report(result.run_dir, args.data)}")
+        return make_report(run_dir, data_dir)
+
+    run_train(args, "seti", SetiConfig, make_task, write_report)
     return 0
 
 

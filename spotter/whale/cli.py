@@ -105,12 +105,13 @@ def _train(args: argparse.Namespace) -> int:
 
         return WhaleTask()
 
-    result = run_train(args, "whale", WhaleConfig, make_task)
-    if result is not None and result.oof_path is not None:
-        from spotter.whale.report import write_report
-
+    def write_report(run_dir, data_dir):
         # the head's out-of-fold ranking for now; `whale predict` adds the kNN results, `whale report` redraws
-        print(f"report: {write_report(result.run_dir, args.data)}")
+        from spotter.whale.report import write_report as write
+
+        return write(run_dir, data_dir)
+
+    run_train(args, "whale", WhaleConfig, make_task, write_report)
     return 0
 
 
