@@ -23,6 +23,7 @@ from spotter.engine.runtime import Runtime
 from spotter.engine.task import Task
 from spotter.errors import SpotterError
 from spotter.io import ensure_writable_dir, read_csv, write_csv, write_json, write_text
+from spotter.progress import NullReporter, Reporter
 
 FOLDS = "folds.csv"
 METRICS = "metrics.json"
@@ -92,7 +93,7 @@ def train(
     cfg: TrainConfig,
     run_dir: str | Path,
     runtime: Runtime | None = None,
-    reporter=None,
+    reporter: Reporter | None = None,
     on_epoch_end: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """Trains the configured folds of `task` on `data_dir` into `run_dir`.
@@ -109,8 +110,6 @@ def train(
     Raises:
         SpotterError: On a missing data folder, an unwritable run folder or bad data.
     """
-    from spotter.progress import NullReporter
-
     reporter = reporter or NullReporter()
     data_dir, run_dir = Path(data_dir), Path(run_dir)
     if not data_dir.is_dir():

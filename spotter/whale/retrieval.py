@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
+
+# faiss reports at INFO which CPU build it loaded; not worth a line on the user's terminal
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
