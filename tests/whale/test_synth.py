@@ -76,6 +76,7 @@ def test_cli_synth(tmp_path, capsys):
     assert (tmp_path / "d" / "sample_submission.csv").is_file()
 
 
-def test_bad_config_raises():
+def test_bad_config_raises(tmp_path):
     with pytest.raises(SpotterError):
-        make_synthetic("/tmp/unused", SynthConfig(image_size=8))
+        make_synthetic(tmp_path / "unused", SynthConfig(image_size=8))
+    assert not (tmp_path / "unused").exists()
