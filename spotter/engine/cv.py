@@ -58,9 +58,9 @@ def make_folds(
         if rows[group].nunique() < n_folds:
             raise SpotterError(f"{rows[group].nunique()} groups in {group!r} cannot fill {n_folds} folds")
         splitter, labels, groups = GroupKFold(n_splits=n_folds), None, rows[group].to_numpy()
-    elif stratify is not None and rows[stratify].value_counts().min() >= n_folds:
+    elif stratify is not None and _strata(rows[stratify]).value_counts().min() >= n_folds:
         splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        labels, groups = rows[stratify].to_numpy(), None
+        labels, groups = _strata(rows[stratify]).to_numpy(), None
     else:
         # too few of some class to stratify (e.g. individuals seen once): plain shuffled folds
         splitter, labels, groups = KFold(n_splits=n_folds, shuffle=True, random_state=seed), None, None
@@ -70,6 +70,13 @@ def make_folds(
     for k, (_, valid) in enumerate(splitter.split(np.zeros(len(rows)), labels, groups)):
         folds[valid] = k
     return folds
+
+
+def _strata(column: pd.Series) -> pd.Series:
+    """Classes to stratify on: soft (non-0/1 float) targets, such as pseudo-labels, count by target ≥ 0.5."""
+    if pd.api.types.is_float_dtype(column) and not column.isin([0.0, 1.0]).all():
+        return column >= 0.5
+    return column
 
 
 def folds_to_train(cfg: TrainConfig) -> list[int]:

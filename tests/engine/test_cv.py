@@ -19,6 +19,13 @@ def test_stratified_folds_keep_class_balance() -> None:
     assert not np.array_equal(folds, make_folds(rows, 5, seed=1, stratify="target"))
 
 
+def test_soft_targets_stratify_by_their_rounded_class() -> None:
+    # every value distinct, as pseudo-labels are: 20 soft positives, 80 soft negatives
+    rows = pd.DataFrame({"id": range(100), "target": np.r_[np.linspace(0.55, 0.99, 20), np.linspace(0.01, 0.45, 80)]})
+    folds = make_folds(rows, 5, seed=0, stratify="target")
+    assert all((rows.target[folds == k] >= 0.5).sum() == 4 for k in range(5))
+
+
 def test_grouped_folds_never_split_a_group() -> None:
     rows = pd.DataFrame({"id": range(60), "target": 0, "animal": np.repeat(np.arange(12), 5)})
     folds = make_folds(rows, 4, seed=0, group="animal")
