@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from _plain_loop import plain_train  # bench/ is on the path when a script here runs
 from spotter.config import load_config
 from spotter.engine.loop import fit_fold, seed_everything
 from spotter.engine.optim import create_optimizer
@@ -54,17 +55,7 @@ def plain_loop(cfg, dataset: Dataset) -> float:
     model = BackbonePoolHead(cfg.model, cfg.pooling)
     optimizer = create_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True)
-    loss_fn = nn.BCEWithLogitsLoss()
-    model.train()
-    started, seen = time.perf_counter(), 0
-    for _ in range(cfg.epochs):
-        for batch in loader:
-            loss = loss_fn(model(batch["input"]).squeeze(-1), batch["target"])
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            seen += len(batch["input"])
-    return seen / (time.perf_counter() - started)
+    return plain_train(model, loader, optimizer, nn.BCEWithLogitsLoss(), cfg.epochs)
 
 
 def engine_loop(cfg, dataset: Dataset, runtime: Runtime, folder: Path) -> float:

@@ -23,6 +23,7 @@ import torch
 from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader
 
+from _plain_loop import plain_train  # bench/ is on the path when a script here runs
 from spotter.config import default_config_path, load_config
 from spotter.engine.loop import fit_fold, seed_everything
 from spotter.engine.optim import create_optimizer
@@ -45,18 +46,7 @@ def plain_loop(cfg: SetiConfig, dataset) -> float:
         dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers,
         persistent_workers=cfg.num_workers > 0,
     )
-    model.train()
-    started, seen = time.perf_counter(), 0
-    for _ in range(cfg.epochs):
-        for batch in loader:
-            loss = loss_fn(model(batch["input"]).squeeze(-1), batch["target"])
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if ema is not None:
-                ema.update(model)
-            seen += len(batch["input"])
-    return seen / (time.perf_counter() - started)
+    return plain_train(model, loader, optimizer, loss_fn, cfg.epochs, ema)
 
 
 def engine_loop(cfg: SetiConfig, dataset, folder: Path) -> float:
