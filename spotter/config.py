@@ -41,6 +41,7 @@ class TrainConfig:
     """Keys every training config has; tasks subclass it to add their own sections."""
 
     seed: int = 42
+    fold_seed: Optional[int] = None  # shuffle seed of the folds; None = `seed` (set it to blend seed variants)
     epochs: int = 5
     batch_size: int = 32
     lr: float = 1e-3

@@ -142,7 +142,7 @@ def train(
         rows["fold"] = saved["fold"].to_numpy()
     else:
         rows["fold"] = make_folds(
-            rows, cfg.n_folds, cfg.seed, stratify=cfg.stratify_by or task.target_column, group=cfg.group_by
+            rows, cfg.n_folds, cfg.seed if cfg.fold_seed is None else cfg.fold_seed, stratify=cfg.stratify_by or task.target_column, group=cfg.group_by
         )
     if runtime.is_main:
         write_text(run_dir / CONFIG, to_yaml(cfg))
