@@ -1,7 +1,8 @@
 """`spotter ensemble RUN... --data DATA --out SUB.csv [--method mean|rank|weights|stack]`.
 
 The runs' task (from each run's `metrics.json`) picks the module that predicts its test set and supplies
-extra stacking features; blending itself is the engine's (`spotter.engine.ensemble`).
+extra stacking features; blending itself is the engine's (`spotter.engine.ensemble`). Whale runs blend
+their per-individual score matrices instead (`spotter.whale.ensemble`, `--method mean`).
 """
 
 from __future__ import annotations
@@ -57,8 +58,12 @@ def _ensemble(args: argparse.Namespace) -> int:
     if len(set(tasks.values())) > 1:
         raise SpotterError(f"runs of different tasks cannot be blended: {tasks}")
     task = next(iter(tasks.values()))
+    if task == "whale":
+        return _ensemble_whale(args)
     if task not in ADAPTERS:
-        raise SpotterError(f"ensembles of {task!r} runs are not supported; supported: {', '.join(ADAPTERS)}")
+        raise SpotterError(
+            f"ensembles of {task!r} runs are not supported; supported: {', '.join([*ADAPTERS, 'whale'])}"
+        )
     if args.features and args.method != "stack":
         raise SpotterError("--features only applies to --method stack")
     adapter = importlib.import_module(ADAPTERS[task])
@@ -94,5 +99,25 @@ def _ensemble(args: argparse.Namespace) -> int:
         "rank": "rank, ranked within folds",
     }.get(args.method, args.method)
     print(f"oof ensemble ({label}): {metrics['ensemble_oof']:.5f}")
+    print(f"submission: {out} (record: {record_path})")
+    return 0
+
+
+def _ensemble_whale(args: argparse.Namespace) -> int:
+    from spotter.io import write_json
+    from spotter.progress import create_reporter
+    from spotter.whale.ensemble import ensemble_whale
+
+    if args.method != "mean" or args.features:
+        raise SpotterError("whale runs blend by --method mean (of their per-individual scores), without --features")
+    out, record = ensemble_whale(args.runs, args.data, args.out, tta=not args.no_tta,
+                                 reporter=create_reporter(args.quiet))
+    record_path = out.with_suffix(".json")
+    write_json(record_path, record)
+    for run, values in record["metrics"]["inputs_oof"].items():
+        print(f"oof {run}: MAP@5 {values['oof_map_at_5']:.5f} (threshold {values['threshold']:.4f})")
+    print(f"oof ensemble (mean of scores): MAP@5 {record['metrics']['ensemble_oof']:.5f} "
+          f"(threshold {record['threshold']:.4f})")
+    print(f"new_individual first for {record['test_new_first_ratio']:.1%} of test photos")
     print(f"submission: {out} (record: {record_path})")
     return 0

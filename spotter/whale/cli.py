@@ -1,4 +1,4 @@
-"""`spotter whale ...` sub-commands: synth, check, train, predict, and catalogue index / match."""
+"""`spotter whale ...` sub-commands: synth, check, train, predict, pseudo, report, and catalogue index / match."""
 
 from __future__ import annotations
 
@@ -58,6 +58,16 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     match.add_argument("--out", help="candidates CSV (default: matches.csv); the contact sheet goes beside it")
     match.add_argument("--threshold", type=float, help="override the index's looks-new threshold")
     match.set_defaults(func=_match)
+
+    pseudo = sub.add_parser(
+        "pseudo", parents=[common], help="a new data folder: train plus test photos identified with confidence"
+    )
+    pseudo.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s); several are blended as by `ensemble`")
+    pseudo.add_argument("data", help="the data folder the runs were trained on (its test photos are labelled)")
+    pseudo.add_argument("--out", required=True, help="new data folder (photos are symlinked, not copied)")
+    pseudo.add_argument("--threshold", type=float, required=True, help="top-1 score a test photo must reach")
+    pseudo.add_argument("--no-tta", action="store_true", help="rank without the runs' flip TTA")
+    pseudo.set_defaults(func=_pseudo)
 
     report = sub.add_parser("report", parents=[common], help="write RUN/report.html (MAP@5 vs threshold, by species)")
     report.add_argument("run", help="run folder (after `whale predict`, the report uses its kNN results)")
@@ -126,6 +136,24 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"out-of-fold MAP@5 {calibration['oof_map_at_5']:.4f} at threshold {calibration['threshold']:.4f}")
     print(f"new_individual first for {calibration['test_new_first_ratio']:.1%} of test photos")
     print(f"submission: {path}")
+    return 0
+
+
+def _pseudo(args: argparse.Namespace) -> int:
+    from spotter.progress import create_reporter
+    from spotter.whale.pseudo import make_pseudo_dataset
+
+    summary = make_pseudo_dataset(
+        args.runs, args.data, args.out, args.threshold, tta=not args.no_tta, reporter=create_reporter(args.quiet)
+    )
+    quantiles = ", ".join(f"{q} {v:.3f}" for q, v in summary["top1_score_quantiles"].items())
+    print(f"top-1 scores of the test photos by quantile: {quantiles}")
+    correct = f", {summary['pseudo_correct']} right by test_labels.csv" if "pseudo_correct" in summary else ""
+    print(
+        f"wrote {args.out}: {summary['train_photos']} train + {summary['pseudo_photos']} pseudo-labelled test photos "
+        f"of {summary['pseudo_individuals']} individuals{correct}"
+    )
+    print(f"next round: spotter whale train {args.out}")
     return 0
 
 

@@ -175,8 +175,9 @@ def rank(
     cfg: WhaleConfig,
     head_weight: float | None = None,
     flips: bool | None = None,
+    top: int = 5,
 ) -> Candidates:
-    """Top-5 individuals per query: kNN over the gallery (and its flips), mixed with the head."""
+    """The `top` best individuals per query: kNN over the gallery (and its flips), mixed with the head."""
     r = cfg.retrieval
     flips = r.flip_tta if flips is None else flips
     weight = r.head_weight if head_weight is None else head_weight
@@ -186,6 +187,7 @@ def rank(
         gallery_labels,
         num_classes=vocab_size,
         k=r.k,
+        top=top,
         queries_flipped=queries.flipped if flips else None,
         gallery_flipped=gallery.flipped if flips else None,
         head_scores=queries.dense_head(vocab_size) if weight > 0 else None,
@@ -332,6 +334,19 @@ def predict_submission(
     return predict_with_models(models, cfg, data, rows, out, reporter, run_dir)
 
 
+def embed_run(
+    models: list[FoldModel], cfg: WhaleConfig, data: WhaleData, rows: pd.DataFrame, reporter: Reporter = NullReporter()
+) -> tuple[list[Views], list[Views]]:
+    """Each fold model's views of the run's train photos and of DATA's test photos."""
+    boxes = data.bboxes if cfg.use_bboxes else None
+    flips = cfg.retrieval.flip_tta
+    train_views, test_views = [], []
+    for fm in models:
+        train_views.append(embed_rows(fm.model, rows, cfg, boxes, flips, reporter, f"{fm.name}: train photos"))
+        test_views.append(embed_rows(fm.model, data.test, cfg, boxes, flips, reporter, f"{fm.name}: test photos"))
+    return train_views, test_views
+
+
 def predict_with_models(
     models: list[FoldModel],
     cfg: WhaleConfig,
@@ -343,16 +358,7 @@ def predict_with_models(
 ) -> tuple[Path, dict]:
     """The prediction pipeline for given models (a run's, or untrained ones for a baseline)."""
     vocab = sorted(set(rows["individual_id"]))
-    boxes = data.bboxes if cfg.use_bboxes else None
-    flips = cfg.retrieval.flip_tta
-    train_views, test_views = [], []
-    for fm in models:
-        train_views.append(
-            embed_rows(fm.model, rows, cfg, boxes, flips, reporter, f"{fm.name}: train photos")
-        )
-        test_views.append(
-            embed_rows(fm.model, data.test, cfg, boxes, flips, reporter, f"{fm.name}: test photos")
-        )
+    train_views, test_views = embed_run(models, cfg, data, rows, reporter)
     oof = out_of_fold(list(zip(models, train_views)), rows, vocab, cfg)
     calibration = calibrate(oof, cfg)
     if run_dir is not None and oof is not None:

@@ -1,0 +1,287 @@
+"""Blending whale runs: per-individual score matrices averaged before the top-5 step, threshold re-tuned.
+
+Each run ranks, for every out-of-fold photo (against its fold's train side) and every test photo, its
+`TOP_K` best individuals by the score `spotter whale predict` ranks with (kNN cosine mixed with the head).
+A run's matrix is kept sparse (top-K per photo) and cached in the run folder; an individual outside a
+photo's top-K gets that photo's K-th score, an upper bound of its true score. Blending averages the
+runs' dense rows batch by batch, takes the top 5, and tunes the `new_individual` threshold on the blended
+out-of-fold ranking, as `spotter whale predict` does for one run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spotter.engine.ensemble import cache_key, weights_fingerprint
+from spotter.errors import SpotterError
+from spotter.io import atomic_path, write_csv
+from spotter.metrics import NEW_INDIVIDUAL
+from spotter.progress import NullReporter, Reporter
+from spotter.whale.layout import TEST_CSV, TRAIN_CSV
+from spotter.whale.retrieval import Candidates
+
+TOP_K = 50  # candidates kept per photo and run; the blend's top 5 come from their union
+
+
+@dataclass
+class RunScores:
+    """A run's ranked candidates (positions in `vocab`) for its out-of-fold and DATA's test photos.
+
+    Attributes:
+        run: The run folder.
+        vocab: The sorted ids of the training data.
+        oof_images / oof_truths: Out-of-fold photos, and their ids (`new_individual` when absent from the
+            fold's train side).
+        oof_labels / oof_scores: (Q, K) candidates and scores, best first (−1 / −inf padding).
+        test_images / test_labels / test_scores: The same for the test photos.
+    """
+
+    run: Path
+    vocab: list[str]
+    oof_images: list[str]
+    oof_truths: list[str]
+    oof_labels: np.ndarray
+    oof_scores: np.ndarray
+    test_images: list[str]
+    test_labels: np.ndarray
+    test_scores: np.ndarray
+
+
+def run_scores(
+    run_dir: str | Path, data_dir: str | Path, tta: bool = True, top_k: int = TOP_K, reporter: Reporter = NullReporter()
+) -> tuple[RunScores, Path, bool]:
+    """A run's top-K candidates for its out-of-fold and DATA's test photos, cached in the run folder.
+
+    The cache key covers DATA's train.csv and sample_submission.csv, the TTA setting, K and the run's
+    weight files.
+
+    Returns:
+        The candidates, the cache file and whether it was already there.
+
+    Raises:
+        SpotterError: If `run_dir` is not a whale run trained on DATA, or DATA has no test photos.
+    """
+    run_dir, data_dir = Path(run_dir), Path(data_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise SpotterError("not a run folder (no config.yaml)", run_dir)
+    for name in (TRAIN_CSV, TEST_CSV):
+        if not (data_dir / name).is_file():
+            raise SpotterError("file not found", data_dir / name)
+    key = cache_key(
+        (data_dir / TRAIN_CSV).read_bytes(), (data_dir / TEST_CSV).read_bytes(), f"tta={bool(tta)}", f"k={top_k}",
+        weights_fingerprint(run_dir),
+    )
+    cache = run_dir / f"ensemble_scores-{key}.npz"
+    if cache.is_file():
+        return _load(run_dir, cache), cache, True
+    scores = _compute(run_dir, data_dir, tta, top_k, reporter)
+    _save(scores, cache)
+    return scores, cache, False
+
+
+def _compute(run_dir: Path, data_dir: Path, tta: bool, top_k: int, reporter: Reporter) -> RunScores:
+    from spotter.whale.data import read_whale_data
+    from spotter.whale.predict import combine, embed_run, load_fold_models, load_run, rank, run_rows, subset
+    from spotter.whale.task import fold_classes
+    from spotter.whale.threshold import relabel_unseen
+
+    cfg = load_run(run_dir)
+    if not tta:
+        cfg.retrieval.flip_tta = False
+    data = read_whale_data(data_dir)
+    if data.test.empty:
+        raise SpotterError("no test photos listed", data_dir / TEST_CSV)
+    rows = run_rows(run_dir, data)
+    models = load_fold_models(run_dir, cfg, rows)
+    vocab = sorted(set(rows["individual_id"]))
+    labels = np.searchsorted(vocab, rows["individual_id"].to_numpy().astype(str))
+    train_views, test_views = embed_run(models, cfg, data, rows, reporter)
+    images, truths, parts = [], [], []
+    for fm, views in zip(models, train_views):
+        if fm.fold < 0 or fm.train_mask.all():
+            continue
+        valid = ~fm.train_mask
+        parts.append(rank(subset(views, valid), subset(views, fm.train_mask), labels[fm.train_mask], len(vocab), cfg,
+                          top=top_k))
+        images += list(rows["image"][valid])
+        truths += relabel_unseen(list(rows["individual_id"][valid]), fold_classes(rows[fm.train_mask]))
+    if not parts:
+        raise SpotterError("the run has no out-of-fold photos (a full fit) to tune the blend's threshold on", run_dir)
+    test = rank(combine(test_views, len(vocab)), combine(train_views, len(vocab)), labels, len(vocab), cfg, top=top_k)
+    oof_labels, oof_scores = _pad_concat(parts)
+    return RunScores(run_dir, vocab, images, truths, oof_labels, oof_scores, list(data.test["image"]),
+                     test.labels, test.scores)
+
+
+def _pad_concat(parts: list[Candidates]) -> tuple[np.ndarray, np.ndarray]:
+    width = max(p.labels.shape[1] for p in parts)
+    labels = np.concatenate([np.pad(p.labels, ((0, 0), (0, width - p.labels.shape[1])), constant_values=-1)
+                             for p in parts])
+    scores = np.concatenate([np.pad(p.scores, ((0, 0), (0, width - p.scores.shape[1])), constant_values=-np.inf)
+                             for p in parts])
+    return labels, scores
+
+
+def _save(scores: RunScores, path: Path) -> None:
+    arrays = {
+        "vocab": np.asarray(scores.vocab, dtype=str),
+        "oof_images": np.asarray(scores.oof_images, dtype=str),
+        "oof_truths": np.asarray(scores.oof_truths, dtype=str),
+        "oof_labels": scores.oof_labels,
+        "oof_scores": scores.oof_scores,
+        "test_images": np.asarray(scores.test_images, dtype=str),
+        "test_labels": scores.test_labels,
+        "test_scores": scores.test_scores,
+    }
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+
+def _load(run_dir: Path, path: Path) -> RunScores:
+    with np.load(path, allow_pickle=False) as z:
+        return RunScores(
+            run_dir, z["vocab"].tolist(), z["oof_images"].tolist(), z["oof_truths"].tolist(), z["oof_labels"],
+            z["oof_scores"], z["test_images"].tolist(), z["test_labels"], z["test_scores"],
+        )
+
+
+def check_compatible(runs: Sequence[RunScores]) -> None:
+    """Checks the runs were trained on the same ids and folds and predicted the same test photos.
+
+    Raises:
+        SpotterError: Naming the run that differs from the first and an example.
+    """
+    first = runs[0]
+    for other in runs[1:]:
+        if other.vocab != first.vocab:
+            only = sorted(set(other.vocab) ^ set(first.vocab))
+            example = f", e.g. {only[0]!r}" if only else ""
+            raise SpotterError(f"trained on other individuals than {first.run}{example}", other.run)
+        if other.oof_images != first.oof_images or other.oof_truths != first.oof_truths:
+            differ = next((a for a, b in zip(first.oof_images, other.oof_images) if a != b), None)
+            example = f", e.g. photo {differ!r}" if differ else f" ({len(other.oof_images)} vs {len(first.oof_images)})"
+            raise SpotterError(
+                f"out-of-fold photos differ from {first.run}'s{example}; blend runs trained with the same folds "
+                "(same seed or fold_seed, n_folds and train_folds)",
+                other.run,
+            )
+        if other.test_images != first.test_images:
+            raise SpotterError(f"test photos differ from {first.run}'s", other.run)
+
+
+def blend_candidates(
+    parts: Sequence[tuple[np.ndarray, np.ndarray]],
+    num_classes: int,
+    weights: Sequence[float] | None = None,
+    top: int = 5,
+    batch_size: int = 1024,
+) -> Candidates:
+    """The `top` individuals per photo by the (weighted) mean of several runs' per-individual scores.
+
+    Args:
+        parts: Per run, (labels, scores) of shape (Q, K): each photo's best candidates, best first, −1 padding.
+        num_classes: Size of the id vocabulary.
+        weights: Per-run weights (equal if None); normalized to sum to 1.
+        top: Candidates returned per photo.
+        batch_size: Photos per dense (batch, num_classes) block, bounding memory.
+
+    Returns:
+        The blended candidates, best first.
+    """
+    n = len(parts[0][0])
+    if any(len(labels) != n or scores.shape != labels.shape for labels, scores in parts):
+        raise ValueError("every run needs (labels, scores) of the same shape for the same photos")
+    weights = np.full(len(parts), 1.0) if weights is None else np.asarray(weights, np.float64)
+    weights = weights / weights.sum()
+    top = min(top, num_classes)
+    out_labels = np.empty((n, top), np.int64)
+    out_scores = np.empty((n, top), np.float32)
+    for start in range(0, n, batch_size):
+        part = slice(start, start + batch_size)
+        dense = np.zeros((len(range(n)[part]), num_classes), np.float64)
+        for w, (labels, scores) in zip(weights, parts):
+            dense += w * densify(labels[part], scores[part], num_classes)
+        best = np.argpartition(-dense, top - 1, axis=1)[:, :top]
+        best_scores = np.take_along_axis(dense, best, axis=1)
+        order = np.argsort(-best_scores, axis=1, kind="stable")
+        out_labels[part] = np.take_along_axis(best, order, axis=1)
+        out_scores[part] = np.take_along_axis(best_scores, order, axis=1)
+    return Candidates(out_labels, out_scores)
+
+
+def densify(labels: np.ndarray, scores: np.ndarray, num_classes: int) -> np.ndarray:
+    """Top-K candidates (Q, K) → dense (Q, num_classes) scores; ids outside a row's top-K get its lowest score."""
+    valid = labels >= 0
+    fill = np.where(valid, scores, np.inf).min(axis=1)
+    fill = np.where(np.isfinite(fill), fill, -1.0)
+    dense = np.repeat(fill[:, None].astype(np.float64), num_classes, axis=1)
+    rows = np.nonzero(valid)[0]
+    dense[rows, labels[valid]] = scores[valid]
+    return dense
+
+
+def oof_map(candidates: Candidates, vocab: list[str], truths: list[str]) -> tuple[float, float]:
+    """MAP@5 of an out-of-fold ranking at its best `new_individual` threshold; returns (MAP@5, threshold)."""
+    from spotter.whale.threshold import best_threshold
+
+    top5 = Candidates(candidates.labels[:, :5], candidates.scores[:, :5])
+    threshold, score = best_threshold(top5.names(vocab), top5.scores, truths)
+    return score, threshold
+
+
+def ensemble_whale(
+    runs: Sequence[str | Path],
+    data_dir: str | Path,
+    out: str | Path,
+    tta: bool = True,
+    reporter: Reporter = NullReporter(),
+) -> tuple[Path, dict]:
+    """Writes the submission of the runs' blended scores, with the threshold tuned on the blended OOF ranking.
+
+    Returns:
+        The submission path and the record (runs, caches, per-run and blended out-of-fold MAP@5, thresholds).
+
+    Raises:
+        SpotterError: On runs trained on other ids or folds, or predicting other test photos.
+    """
+    from spotter.whale.evaluate import submission_frame
+    from spotter.whale.threshold import insert_new_individual
+
+    resolved = [Path(r).resolve() for r in runs]
+    for i, run in enumerate(resolved):
+        if run in resolved[:i]:
+            raise SpotterError("run given twice", runs[i])
+    results = [run_scores(run, data_dir, tta=tta, reporter=reporter) for run in runs]
+    scores = [r[0] for r in results]
+    check_compatible(scores)
+    vocab, truths = scores[0].vocab, scores[0].oof_truths
+    inputs = {}
+    for s in scores:
+        value, threshold = oof_map(Candidates(s.oof_labels, s.oof_scores), vocab, truths)
+        inputs[str(s.run)] = {"oof_map_at_5": value, "threshold": threshold}
+    oof = blend_candidates([(s.oof_labels, s.oof_scores) for s in scores], len(vocab))
+    blended_map, threshold = oof_map(oof, vocab, truths)
+    test = blend_candidates([(s.test_labels, s.test_scores) for s in scores], len(vocab))
+    predictions = insert_new_individual(test.names(vocab), test.scores, threshold)
+    out = Path(out)
+    write_csv(out, submission_frame(scores[0].test_images, predictions))
+    record = {
+        "task": "whale",
+        "method": "mean",
+        "runs": [str(s.run) for s in scores],
+        "data": str(data_dir),
+        "tta": tta,
+        "candidates_per_run": int(scores[0].oof_labels.shape[1]),
+        "scores": [str(r[1]) for r in results],
+        "samples": {"oof": len(truths), "test": len(scores[0].test_images)},
+        "metrics": {"inputs_oof": inputs, "ensemble_oof": blended_map},
+        "threshold": threshold,
+        "test_new_first_ratio": float(np.mean([p[0] == NEW_INDIVIDUAL for p in predictions])),
+    }
+    return out, record
+

@@ -1,0 +1,138 @@
+"""A pseudo-labelled whale data folder: the training photos plus test photos the runs identify confidently.
+
+`DATA2` is a Kaggle layout in its own right, so `spotter whale train DATA2` runs the next round (the
+Happywhale winners' largest single gain):
+
+- `train_images/`: symlinks to DATA's training photos and to the chosen test photos;
+- `train.csv`: DATA's rows plus one per chosen test photo under its top-1 id (with that id's species),
+  and a `pseudo` column (1 for test photos);
+- `test_images/`, `sample_submission.csv` (and `test_labels.csv`, `bboxes.csv` where present): symlinks;
+- `pseudo.json`: the runs, the threshold, counts and, when DATA has `test_labels.csv`, how many chosen ids
+  are right.
+
+A test photo is chosen when its top-1 score (the runs' blended per-individual score, as `spotter ensemble`
+ranks) clears the threshold. Rows that were pseudo-labels in DATA itself are replaced, not kept.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spotter.errors import SpotterError
+from spotter.io import read_csv, write_csv, write_json
+from spotter.progress import NullReporter, Reporter
+from spotter.whale.layout import BBOX_CSV, TEST_CSV, TEST_DIR, TEST_LABELS_CSV, TRAIN_COLUMNS, TRAIN_CSV, TRAIN_DIR
+
+LINKED = (TEST_DIR, TEST_CSV, TEST_LABELS_CSV, BBOX_CSV)
+
+
+def select_confident(images: Sequence[str], names: Sequence[str], scores: np.ndarray, threshold: float) -> pd.DataFrame:
+    """Test photos whose top-1 score clears `threshold`: image, individual_id (the top-1 id), score, best first."""
+    scores = np.asarray(scores, dtype=np.float64)
+    chosen = scores >= threshold
+    frame = pd.DataFrame({"image": list(images), "individual_id": list(names), "score": scores})[chosen]
+    return frame.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def make_pseudo_dataset(
+    runs: Sequence[str | Path],
+    data_dir: str | Path,
+    out: str | Path,
+    threshold: float,
+    tta: bool = True,
+    reporter: Reporter = NullReporter(),
+) -> dict:
+    """Writes DATA2 = DATA's training photos plus the test photos whose top-1 score clears `threshold`.
+
+    Args:
+        runs: Whale runs trained on DATA with the same folds (one, or several to blend).
+        data_dir: Their training data folder, with the test photos to label.
+        out: The new data folder; must not exist or be empty. It is built beside and renamed into place.
+        threshold: Top-1 score a test photo must reach.
+        tta: Rank with the runs' flip TTA.
+        reporter: Progress of the embedding.
+
+    Returns:
+        The summary also written to `out/pseudo.json`.
+
+    Raises:
+        SpotterError: On bad data or runs, an `out` that is not empty, or test photo names already in train.
+    """
+    from spotter.whale.data import read_whale_data
+    from spotter.whale.ensemble import blend_candidates, check_compatible, run_scores
+
+    data_dir, out = Path(data_dir), Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SpotterError("output folder exists and is not empty", out)
+    if out.resolve() == data_dir.resolve():
+        raise SpotterError("output folder must differ from the data folder", out)
+    data = read_whale_data(data_dir)
+    results = [run_scores(run, data_dir, tta=tta, reporter=reporter) for run in runs]
+    scores = [r[0] for r in results]
+    check_compatible(scores)
+    vocab = scores[0].vocab
+    best = blend_candidates([(s.test_labels, s.test_scores) for s in scores], len(vocab), top=1)
+    chosen = select_confident(scores[0].test_images, [vocab[c] for c in best.labels[:, 0]], best.scores[:, 0], threshold)
+
+    table = read_csv(data_dir / TRAIN_CSV, required=TRAIN_COLUMNS, dtype=str)
+    earlier = pd.to_numeric(table.get("pseudo", pd.Series(0, index=table.index)), errors="coerce").fillna(0) > 0
+    original = data.train[~earlier.to_numpy()]
+    clash = chosen["image"][chosen["image"].isin(original["image"])]
+    if len(clash):
+        raise SpotterError(f"{len(clash)} test photo name(s) are also training photos, e.g. {clash.iloc[0]!r}", data_dir)
+    species_of = dict(zip(original["individual_id"], original["species"]))
+    rows = pd.concat(
+        [
+            original[TRAIN_COLUMNS].assign(pseudo=0),
+            pd.DataFrame({"image": chosen["image"], "species": [species_of[i] for i in chosen["individual_id"]],
+                          "individual_id": chosen["individual_id"], "pseudo": 1}),
+        ],
+        ignore_index=True,
+    )
+    sources = list(original["path"]) + [data_dir / TEST_DIR / name for name in chosen["image"]]
+    summary = {
+        "runs": [str(r) for r in runs],
+        "data": str(data_dir),
+        "scores": [str(r[1]) for r in results],
+        "threshold": float(threshold),
+        "tta": tta,
+        "train_photos": int(len(original)),
+        "replaced_earlier_pseudo": int(earlier.sum()),
+        "test_photos": int(len(scores[0].test_images)),
+        "pseudo_photos": int(len(chosen)),
+        "pseudo_individuals": int(chosen["individual_id"].nunique()),
+        "top1_score_quantiles": {
+            f"{q:.2f}": float(np.quantile(best.scores[:, 0], q)) for q in (0.1, 0.25, 0.5, 0.75, 0.9)
+        },
+        "train_with": "spotter whale train DATA2",
+    }
+    truth_path = data_dir / TEST_LABELS_CSV
+    if truth_path.is_file() and len(chosen):
+        truth = read_csv(truth_path, required=["image", "individual_id"], dtype=str).set_index("image")["individual_id"]
+        summary["pseudo_correct"] = int((truth.reindex(chosen["image"]).to_numpy() == chosen["individual_id"]).sum())
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        (staging / TRAIN_DIR).mkdir()
+        for name, source in zip(rows["image"], sources):
+            os.symlink(Path(source).resolve(), staging / TRAIN_DIR / name)
+        for name in LINKED:
+            if (data_dir / name).exists():
+                os.symlink((data_dir / name).resolve(), staging / name)
+        write_csv(staging / TRAIN_CSV, rows)
+        write_json(staging / "pseudo.json", summary)
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return summary
