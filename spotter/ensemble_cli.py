@@ -98,7 +98,8 @@ def _ensemble(args: argparse.Namespace) -> int:
         "stack": "stack CV, runs ranked within folds",
         "rank": "rank, ranked within folds",
     }.get(args.method, args.method)
-    print(f"oof ensemble ({label}): {metrics['ensemble_oof']:.5f}")
+    cv = f"; cross-validated over {metrics['cv_folds']}" if "cv_folds" in metrics else ""
+    print(f"oof ensemble ({label}{cv}): {metrics['ensemble_oof']:.5f}")
     print(f"submission: {out} (record: {record_path})")
     return 0
 

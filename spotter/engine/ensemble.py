@@ -227,6 +227,24 @@ def cross_validated_weights(
     return blended, per_fold
 
 
+def blend_folds(folds: np.ndarray, targets: np.ndarray, n_splits: int = 5, seed: int = 0) -> tuple[np.ndarray, str]:
+    """The folds that fitted weights and stackers are cross-validated over, and how they were chosen.
+
+    The runs' own folds when their OOF rows span two or more; when the runs validated a single fold (e.g.
+    `train_folds=[0]`), a stratified split of those rows, since a blend cannot be fitted on the other folds.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    if len(np.unique(folds)) >= 2:
+        return np.asarray(folds), "the runs' folds"
+    labels = (np.asarray(targets, np.float64) >= 0.5).astype(np.int64)
+    n_splits = max(2, min(n_splits, int(np.bincount(labels, minlength=2).min())))
+    inner = np.zeros(len(labels), np.int64)
+    for k, (_, held) in enumerate(StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(labels, labels)):
+        inner[held] = k
+    return inner, f"a stratified {n_splits}-fold split of the runs' single validation fold"
+
+
 def cache_key(*parts: bytes | str) -> str:
     """A short hex digest of the parts (file contents, settings)."""
     digest = hashlib.sha256()
@@ -316,6 +334,7 @@ def ensemble_runs(
     targets = aligned.rows["target"].to_numpy(np.float64)
     folds = aligned.rows["fold"].to_numpy()
     oof = aligned.predictions
+    cv_folds, cv_note = blend_folds(folds, targets)
     inputs = {str(r): metric(targets, oof[:, i]) for i, r in enumerate(aligned.runs)}
     ranked = fold_rank_normalize(oof, folds)
     inputs_ranked = {str(r): metric(targets, ranked[:, i]) for i, r in enumerate(aligned.runs)}
@@ -335,7 +354,8 @@ def ensemble_runs(
         predictions = blend(test_matrix, method)
     elif method == "weights":
         weights = fit_weights(oof, targets)
-        cv_blend, per_fold = cross_validated_weights(oof, targets, folds)
+        cv_blend, per_fold = cross_validated_weights(oof, targets, cv_folds)
+        metrics["cv_folds"] = cv_note
         record["weights"] = dict(zip(record["runs"], weights.tolist()))
         record["weights_per_fold"] = [w.tolist() for w in per_fold]
         metrics["ensemble_oof_in_sample"] = metric(targets, blend(oof, "weights", weights))
@@ -350,7 +370,8 @@ def ensemble_runs(
         train_x, test_x, names = _stack_features(
             aligned, ranked, rank_normalize(test_matrix), ids, names, extra_oof, extra_test
         )
-        stacked = stack_oof(train_x, targets, folds, stack_cfg)
+        stacked = stack_oof(train_x, targets, cv_folds, stack_cfg)
+        metrics["cv_folds"] = cv_note
         metrics["ensemble_oof"] = metric(targets, stacked)
         metrics["mean_oof"] = metric(targets, blend(oof, "mean"))
         features_only = train_x[:, len(aligned.runs):]

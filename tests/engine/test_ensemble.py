@@ -11,6 +11,7 @@ import pytest
 from spotter.engine.ensemble import (
     align_runs,
     blend,
+    blend_folds,
     cached_test_predictions,
     cross_validated_weights,
     ensemble_runs,
@@ -64,6 +65,17 @@ def test_weight_fit_drops_a_useless_run_and_cv_estimate_is_close() -> None:
     blended, per_fold = cross_validated_weights(preds, targets, folds)
     assert len(per_fold) == 4
     assert roc_auc(targets, blended) == pytest.approx(roc_auc(targets, preds @ weights), abs=0.01)
+
+
+def test_blend_folds_split_a_single_validation_fold() -> None:
+    targets = np.r_[np.ones(30), np.zeros(70)]
+    own = np.arange(100) % 3
+    folds, note = blend_folds(own, targets)
+    assert np.array_equal(folds, own) and note == "the runs' folds"
+    # every row from fold 0 (a run with train_folds=[0]): a stratified 5-fold split instead
+    folds, note = blend_folds(np.zeros(100, np.int64), targets)
+    assert sorted(np.unique(folds)) == [0, 1, 2, 3, 4] and "5-fold" in note
+    assert all(targets[folds == k].sum() == 6 for k in range(5))
 
 
 def test_stack_oof_learns_a_nonlinear_combination() -> None:
