@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("submission", help="submission CSV")
     score.add_argument("truth", help="truth CSV (id,target or image,individual_id)")
+    score.add_argument("--by", metavar="COLUMN", help="also per value of a truth column, e.g. kind or species")
     score.set_defaults(func=_score)
 
     demo = commands.add_parser("demo", parents=[common], help="run the tasks end to end on generated data")
@@ -64,6 +65,11 @@ def _score(args: argparse.Namespace) -> int:
 
     name, value = score_files(args.submission, args.truth)
     print(f"{name}: {value:.6f}")
+    if args.by:
+        from spotter.metrics import score_by_group
+
+        table = score_by_group(args.submission, args.truth, args.by)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.6f}"))
     return 0
 
 

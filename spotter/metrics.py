@@ -55,23 +55,62 @@ def score_files(submission: str | Path, truth: str | Path) -> tuple[str, float]:
     Raises:
         SpotterError: On unreadable files, unknown layouts or ids that do not match.
     """
+    name, targets, scores, _ = _scored_rows(submission, truth)
+    if name == "roc_auc":
+        return name, roc_auc(targets, scores)
+    return name, map_at_5(targets, scores)
+
+
+def score_by_group(submission: str | Path, truth: str | Path, column: str) -> pd.DataFrame:
+    """The metric per value of a truth-file column, e.g. SETI's needle `kind` or whale `species`.
+
+    For ROC AUC each group's positives are scored against every negative (negatives carry no kind);
+    for MAP@5 each group's images are averaged on their own.
+
+    Returns:
+        Columns group, count (positives, or images) and the metric's name, sorted by group.
+
+    Raises:
+        SpotterError: As `score_files`, or when the truth file has no such column.
+    """
+    name, targets, scores, merged = _scored_rows(submission, truth)
+    if column not in merged.columns:
+        raise SpotterError(f"no column {column!r} to group by", truth)
+    groups = merged[column].fillna("").astype(str).to_numpy()
+    rows = []
+    if name == "roc_auc":
+        positive = np.asarray(targets) >= 0.5
+        for group in sorted(set(groups[positive])):
+            chosen = positive & (groups == group)
+            mask = chosen | ~positive
+            rows.append({"group": group, "count": int(chosen.sum()), name: roc_auc(targets[mask], scores[mask])})
+    else:
+        for group in sorted(set(groups)):
+            idx = np.flatnonzero(groups == group)
+            rows.append({"group": group, "count": len(idx),
+                         name: map_at_5([targets[i] for i in idx], [scores[i] for i in idx])})
+    return pd.DataFrame(rows, columns=["group", "count", name])
+
+
+def _scored_rows(submission: str | Path, truth: str | Path) -> tuple[str, object, object, pd.DataFrame]:
+    """Aligned rows: (metric name, targets, scores or prediction lists, the merged table)."""
     sub = read_csv(submission, dtype=str)
     true = read_csv(truth, dtype=str)
     if {"id", "target"} <= set(sub.columns):
         true = _require(true, truth, ["id", "target"])
         merged = _align(sub, true, "id", submission, truth)
         try:
-            scores = merged["target_sub"].astype(float)
-            targets = merged["target_true"].astype(float)
+            scores = merged["target_sub"].astype(float).to_numpy()
+            targets = merged["target_true"].astype(float).to_numpy()
         except ValueError as err:
             raise SpotterError(f"target column must be numeric ({err})", submission) from None
-        return "roc_auc", roc_auc(targets, scores)
+        return "roc_auc", targets, scores, merged
     if {"image", "predictions"} <= set(sub.columns):
         label = "individual_id" if "individual_id" in true.columns else "predictions"
         true = _require(true, truth, ["image", label])
         merged = _align(sub, true.rename(columns={label: "truth"}), "image", submission, truth)
         preds = [str(p).split() if isinstance(p, str) else [] for p in merged["predictions"]]
-        return "map_at_5", map_at_5(list(merged["truth"]), preds)
+        return "map_at_5", list(merged["truth"]), preds, merged
     raise SpotterError(
         "unknown submission layout: expected columns id,target (SETI) or image,predictions (whale), "
         f"found {','.join(sub.columns)}",

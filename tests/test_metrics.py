@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from spotter.errors import SpotterError
-from spotter.metrics import map_at_5, roc_auc, score_files
+from spotter.metrics import map_at_5, roc_auc, score_by_group, score_files
 
 
 def test_auc_hand_computed() -> None:
@@ -42,6 +42,26 @@ def test_score_files_auc_and_map(tmp_path: Path) -> None:
         tmp_path / "wtruth.csv", index=False
     )
     assert score_files(tmp_path / "wsub.csv", tmp_path / "wtruth.csv") == ("map_at_5", pytest.approx(0.75))
+
+
+def test_score_by_group_scores_each_kind_against_all_negatives(tmp_path: Path) -> None:
+    sub = pd.DataFrame({"id": list("abcdef"), "target": [0.9, 0.3, 0.5, 0.4, 0.2, 0.6]})
+    truth = pd.DataFrame({"id": list("abcdef"), "target": [1, 1, 0, 0, 0, 0],
+                          "kind": ["sine", "straight", "none", "none", "none", "none"]})
+    sub.to_csv(tmp_path / "sub.csv", index=False)
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    table = score_by_group(tmp_path / "sub.csv", tmp_path / "truth.csv", "kind")
+    assert table["group"].tolist() == ["sine", "straight"] and table["count"].tolist() == [1, 1]
+    # sine (0.9) beats all four negatives; straight (0.3) beats one of four (0.2)
+    assert table["roc_auc"].tolist() == pytest.approx([1.0, 0.25])
+    with pytest.raises(SpotterError, match="no column 'snr'"):
+        score_by_group(tmp_path / "sub.csv", tmp_path / "truth.csv", "snr")
+    wsub = pd.DataFrame({"image": ["1", "2", "3"], "predictions": ["a b", "x b", "c"]})
+    wtruth = pd.DataFrame({"image": ["1", "2", "3"], "individual_id": ["a", "b", "d"], "species": ["s", "s", "t"]})
+    wsub.to_csv(tmp_path / "wsub.csv", index=False)
+    wtruth.to_csv(tmp_path / "wtruth.csv", index=False)
+    table = score_by_group(tmp_path / "wsub.csv", tmp_path / "wtruth.csv", "species")
+    assert table["group"].tolist() == ["s", "t"] and table["map_at_5"].tolist() == pytest.approx([0.75, 0.0])
 
 
 def test_mismatched_ids_name_count_and_example(tmp_path: Path) -> None:
