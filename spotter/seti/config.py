@@ -36,6 +36,9 @@ class SetiAugmentConfig:
     inject: float = 0.0  # chance a training negative gets a generated needle and becomes positive
     inject_kinds: list[str] = field(default_factory=lambda: list(NEEDLE_KINDS))
     inject_snr: list[float] = field(default_factory=lambda: [8.0, 60.0])  # log-uniform range
+    # chance a training sample (either class) gets a generated signal in all six panels or in OFF panels
+    # only, label unchanged: interference the cadence filter rejects, so a detector must compare ON and OFF
+    inject_rfi: float = 0.0
 
 
 @dataclass

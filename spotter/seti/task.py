@@ -16,6 +16,7 @@ from spotter.errors import SpotterError
 from spotter.models.attention import TripletAttention
 from spotter.models.backbones import create_backbone
 from spotter.models.pooling import AvgPool, GeM
+from spotter.seti import OFF_PANELS
 from spotter.seti.config import NEEDLE_KINDS, SetiAugmentConfig, SetiConfig, SetiModelConfig
 from spotter.seti.data import available_splits, list_split, load_cadence
 from spotter.seti.preprocess import SetiPreprocessConfig, preprocess, validate_preprocess
@@ -26,14 +27,19 @@ def input_preprocess(cfg: SetiConfig) -> SetiPreprocessConfig:
     validate_preprocess(cfg.preprocess)
     if cfg.image_size and cfg.preprocess.height:
         raise SpotterError("set either image_size or preprocess.height/.width, not both")
+    if cfg.preprocess.dedoppler and (cfg.augment.vflip > 0 or "vflip" in cfg.tta):
+        # a flip of the rows would reverse the de-Doppler maps' |drift| axis, not follow the cadence
+        raise SpotterError("preprocess.dedoppler cannot be combined with augment.vflip or vflip TTA")
     if cfg.image_size:
         return replace(cfg.preprocess, height=cfg.image_size, width=cfg.image_size)
     return cfg.preprocess
 
 
 def input_channels(cfg: SetiPreprocessConfig) -> int:
-    """Channels of the preprocessed input: 1 when panels are stacked in time, else one per panel."""
-    return 1 if cfg.stack == "time" else (3 if cfg.panels == "on" else 6)
+    """Channels of the preprocessed input: 1 when panels are stacked in time, else one per panel (twice with
+    `dedoppler`: the panels, then their de-Doppler maps)."""
+    panels = 1 if cfg.stack == "time" else (3 if cfg.panels == "on" else 6)
+    return panels * (2 if cfg.dedoppler else 1)
 
 
 class CadenceDataset(Dataset):
@@ -81,6 +87,8 @@ class CadenceDataset(Dataset):
             noise_std = cadence[:, ::3, ::3].astype(np.float32).std(axis=(1, 2))
             cadence, _ = inject_needle(cadence, kind, rng, snr=snr, noise_std=noise_std)
             target = np.float32(1.0)
+        if aug is not None and aug.inject_rfi > 0 and rng.random() < aug.inject_rfi:
+            cadence = inject_interference(cadence, aug, rng)
         image = torch.from_numpy(preprocess(cadence, self.preprocess_cfg))
         if aug is not None:
             if rng.random() < aug.hflip:
@@ -88,6 +96,20 @@ class CadenceDataset(Dataset):
             if rng.random() < aug.vflip:
                 image = image.flip(-2)
         return {"index": i, "input": image, "target": torch.tensor(target, dtype=torch.float32)}
+
+
+def inject_interference(cadence: np.ndarray, aug: SetiAugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """A copy of the cadence with a generated signal in all six panels (70%) or in some OFF panels only."""
+    from spotter.seti.synth import inject_needle
+
+    if rng.random() < 0.7:
+        panels = tuple(range(6))
+    else:
+        panels = tuple(sorted(rng.choice(OFF_PANELS, int(rng.integers(1, 4)), replace=False).tolist()))
+    kind = aug.inject_kinds[int(rng.integers(len(aug.inject_kinds)))]
+    snr = float(np.exp(rng.uniform(*np.log(aug.inject_snr))))
+    noise_std = cadence[:, ::3, ::3].astype(np.float32).std(axis=(1, 2))
+    return inject_needle(cadence, kind, rng, snr=snr, noise_std=noise_std, panels=panels)[0]
 
 
 def set_stem_stride(backbone: nn.Module, stride: tuple[int, int]) -> nn.Conv2d:

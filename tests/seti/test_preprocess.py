@@ -73,3 +73,43 @@ def test_nests_in_an_omegaconf_schema():
     merged = OmegaConf.merge(OmegaConf.structured(Train), OmegaConf.from_dotlist(["preprocess.panels=all"]))
     cfg = OmegaConf.to_object(merged)
     assert isinstance(cfg.preprocess, SetiPreprocessConfig) and cfg.preprocess.panels == "all"
+
+
+def test_cadence_normalization_suppresses_lines_in_every_panel_but_keeps_on_only_ones():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 273, 256)).astype(np.float32)
+    x += np.linspace(0, 50, 256, dtype=np.float32)  # bandpass
+    x[:, :, 40] += 20.0 * (1 + rng.standard_normal((6, 273)).astype(np.float32))  # fluctuating RFI line, all panels
+    x[[0, 2, 4], :, 200] += 3.0  # a needle in the ON panels only
+    x[:, 100, :] += 30.0  # a broadband burst in every panel
+    out = preprocess(x, SetiPreprocessConfig(panels="all", stack="channels", normalize="cadence"))
+    on, off = out[[0, 2, 4]], out[[1, 3, 5]]
+    needle = on[:, :, 200].mean() - off[:, :, 200].mean()
+    line = on[:, :, 40].mean() - off[:, :, 40].mean()
+    assert needle > 2.0  # ~3 noise stds of ON-OFF contrast survive
+    assert abs(line) < 0.2 and out[:, :, 40].std() < 1.5  # the all-panel line is scaled down to noise
+    assert abs(out[:, 100, :].mean()) < 0.1  # the burst row is removed
+    assert abs(np.median(out[:, :, 10:30])) < 0.1  # and the bandpass
+
+
+def test_dedoppler_channels_follow_frequency_flips_and_light_up_a_straight_needle():
+    from spotter.seti.preprocess import dedoppler_power
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 273, 256)).astype(np.float32)
+    rows = np.arange(273)
+    for p in (0, 2, 4):  # a straight needle drifting 0.05 channels per row, ON panels only
+        channels = np.rint(100 + 0.05 * (rows + 273 * p - 819)).astype(int)
+        x[p, rows, channels] += 1.5
+    power = dedoppler_power(x)
+    assert power.shape[0] == 6 and power.shape[2] == 256
+    on_peak = power[[0, 2, 4]].max(axis=(1, 2))
+    assert (on_peak > 8).all() and (power[[1, 3, 5]].max(axis=(1, 2)) < on_peak.min() / 2).all()
+    np.testing.assert_allclose(dedoppler_power(x[:, :, ::-1].copy()), power[:, :, ::-1], atol=1e-4)
+    cfg = SetiPreprocessConfig(panels="all", stack="channels", height=34, width=256, resize_mode="area", dedoppler=True)
+    out = preprocess(x, cfg)
+    assert out.shape == (12, 34, 256)
+    on = SetiPreprocessConfig(stack="channels", height=34, width=256, resize_mode="area", dedoppler=True)
+    assert preprocess(x, on).shape == (6, 34, 256)
+    with pytest.raises(SpotterError, match="dedoppler"):
+        preprocess(x, SetiPreprocessConfig(dedoppler=True))  # panels stacked in time

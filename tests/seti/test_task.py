@@ -14,7 +14,8 @@ from spotter.engine.cv import train
 from spotter.engine.tta import TRANSFORMS, create_tta, predict_with_tta
 from spotter.seti.config import SetiConfig, SetiModelConfig
 from spotter.seti.synth import inject_needle
-from spotter.seti.task import CadenceDataset, SetiNet, SetiTask, predict_submission
+from spotter.errors import SpotterError
+from spotter.seti.task import CadenceDataset, SetiNet, SetiTask, input_preprocess, predict_submission
 
 FAST = [
     "epochs=3", "batch_size=8", "n_folds=2", "lr=3e-3", "threads=1", "model.backbone=test_resnet",
@@ -119,6 +120,31 @@ def test_injection_turns_negatives_positive(needle_data: Path) -> None:
     assert all(dataset[i]["target"].item() == 1.0 for i in range(4))
     plain = CadenceDataset(paths, np.zeros(len(paths)), cfg.preprocess, None)
     assert all(plain[i]["target"].item() == 0.0 for i in range(4))
+
+
+def test_interference_injection_keeps_labels_and_touches_off_panels(needle_data: Path) -> None:
+    from spotter.seti import OFF_PANELS
+    from spotter.seti.task import inject_interference
+
+    cfg = load_config(SetiConfig, None, FAST + ["augment.inject_rfi=1.0"])
+    rows = pd.read_csv(needle_data / "train_labels.csv", dtype={"id": str})
+    paths = [str(needle_data / "train" / i[0] / f"{i}.npy") for i in rows.id[:4]]
+    targets = np.array([0.0, 1.0, 0.0, 1.0])
+    dataset = CadenceDataset(paths, targets, cfg.preprocess, cfg.augment)
+    assert [dataset[i]["target"].item() for i in range(4)] == targets.tolist()
+    cadence = np.load(paths[0])
+    rng = np.random.default_rng(0)
+    for _ in range(10):  # every injected signal shows in the OFF panels: all six, or OFF only
+        added = inject_interference(cadence, cfg.augment, rng) - cadence.astype(np.float32)
+        assert np.abs(added[list(OFF_PANELS)]).sum() > 0
+
+
+def test_dedoppler_input_rejects_row_flips() -> None:
+    cfg = load_config(SetiConfig, None, FAST + ["preprocess.stack=channels", "preprocess.dedoppler=true"])
+    assert input_preprocess(cfg).dedoppler
+    cfg.augment.vflip = 0.5
+    with pytest.raises(SpotterError, match="vflip"):
+        input_preprocess(cfg)
 
 
 def test_scan_with_a_run_ranks_by_model_score(trained, tmp_path: Path) -> None:
