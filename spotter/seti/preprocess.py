@@ -36,8 +36,9 @@ class SetiPreprocessConfig:
     normalize: str = "none"
     subtract_baseline: bool = False  # remove each panel's per-frequency-channel median over time
     subtract_off: bool = False  # remove the OFF panels' mean spectrum from the ON panels
-    # append each selected panel's de-Doppler power (rows: |drift|, columns: channel), resized to the output:
-    # straight drifts, which the classical search integrates optimally, become bright points (stack: channels)
+    # append each selected panel's power along every straight cadence path (rows: |drift|, columns: channel),
+    # resized to the output: straight needles, which the classical search integrates optimally, become bright
+    # points at the same place in every ON panel (stack: channels)
     dedoppler: bool = False
 
 
@@ -93,7 +94,7 @@ def preprocess(cadence: np.ndarray, cfg: SetiPreprocessConfig) -> np.ndarray:
     if power is not None:
         if cfg.panels == "on":
             power = power[list(ON_PANELS)]
-        power = _resize(power, x.shape[1], x.shape[2], "bilinear")
+        power = _max_resize(power, x.shape[1], x.shape[2])
         x = np.concatenate([x, power])
     return np.ascontiguousarray(x, dtype=np.float32)
 
@@ -106,16 +107,29 @@ def _search(shape: tuple[int, int, int]):
 
 
 def dedoppler_power(cadence: np.ndarray) -> np.ndarray:
-    """Each panel de-drifted on its own: (6, |drift| rows, channels) path power in noise standard deviations.
+    """Each panel's power along every straight cadence path: (6, |drift| rows, channels), in noise stds.
 
-    Row i holds the larger of the paths drifting +i and −i steps of the de-Doppler search's coarse grid,
-    through each channel at the panel's centre; folding the sign makes the map follow frequency and time
+    Entry (p, i, c) is panel p's power along the path through channel c at the cadence's middle row that
+    drifts +i or −i steps of the de-Doppler search's fine grid, whichever is larger. A needle continuous
+    across the cadence lights the same cell in every ON panel, so the first convolution can weigh ON
+    against OFF there, as the classical search does. Folding the sign makes the map follow frequency
     flips of the cadence, so flip augmentation and TTA stay consistent with the cadence channels.
     """
     search = _search(tuple(np.shape(cadence)))
-    level1 = search.panel_power(cadence)[:, :, search.margin : search.margin + cadence.shape[2]]
-    centre = level1.shape[1] // 2  # the coarse grid is symmetric: the middle row is zero drift
-    return np.maximum(level1[:, centre:], level1[:, centre::-1])
+    power = search.path_power(cadence)
+    centre = power.shape[1] // 2  # the drift grid is symmetric: the middle row is zero drift
+    return np.maximum(power[:, centre:], power[:, centre::-1])
+
+
+def _max_resize(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    # max pooling keeps a path's peak, which averaging would spread over its neighbours
+    import torch
+    import torch.nn.functional as F
+
+    tensor = torch.from_numpy(np.ascontiguousarray(x))[None]
+    if tensor.shape[-2] >= height and tensor.shape[-1] >= width:
+        return F.adaptive_max_pool2d(tensor, (height, width))[0].numpy()
+    return F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False)[0].numpy()
 
 
 def standardize_cadence(x: np.ndarray) -> np.ndarray:
