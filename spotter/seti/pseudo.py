@@ -16,8 +16,6 @@ never in training twice.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,7 @@ import pandas as pd
 
 from spotter.engine.pseudo import select_pseudo
 from spotter.errors import SpotterError
-from spotter.io import read_csv, write_csv, write_json
+from spotter.io import atomic_folder, read_csv, write_csv, write_json
 from spotter.progress import NullReporter, Reporter
 from spotter.seti.data import SPLITS, list_split, sample_path
 
@@ -67,7 +65,7 @@ def make_pseudo_dataset(
 
     data_dir, out = Path(data_dir), Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise SpotterError("output folder exists and is not empty", out)
+        raise SpotterError("output folder exists and is not empty", out)  # before the (slow) predictions
     if out.resolve() == data_dir.resolve():
         raise SpotterError("output folder must differ from the data folder", out)
     train = list_split(data_dir, "train")
@@ -94,9 +92,7 @@ def make_pseudo_dataset(
     labels["stratum"] = [f"{o}_{int(t >= 0.5)}" for o, t in zip(origin, labels["target"])]
     sources = list(original["path"]) + [str(sample_path(data_dir, "test", i)) for i in chosen["id"]]
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_folder(out) as staging:
         for sample_id, source in zip(labels["id"], sources):
             link = sample_path(staging, "train", sample_id)
             link.parent.mkdir(parents=True, exist_ok=True)
@@ -122,12 +118,6 @@ def make_pseudo_dataset(
             "train_with": "spotter seti train DATA2 stratify_by=stratum",
         }
         write_json(staging / "pseudo.json", summary)
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return summary
 
 

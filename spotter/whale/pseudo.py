@@ -17,8 +17,6 @@ ranks) clears the threshold. Rows that were pseudo-labels in DATA itself are rep
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from spotter.errors import SpotterError
-from spotter.io import read_csv, write_csv, write_json
+from spotter.io import atomic_folder, read_csv, write_csv, write_json
 from spotter.progress import NullReporter, Reporter
 from spotter.whale.layout import BBOX_CSV, TEST_CSV, TEST_DIR, TEST_LABELS_CSV, TRAIN_COLUMNS, TRAIN_CSV, TRAIN_DIR
 
@@ -70,7 +68,7 @@ def make_pseudo_dataset(
 
     data_dir, out = Path(data_dir), Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise SpotterError("output folder exists and is not empty", out)
+        raise SpotterError("output folder exists and is not empty", out)  # before the (slow) embedding
     if out.resolve() == data_dir.resolve():
         raise SpotterError("output folder must differ from the data folder", out)
     data = read_whale_data(data_dir)
@@ -118,9 +116,7 @@ def make_pseudo_dataset(
         truth = read_csv(truth_path, required=["image", "individual_id"], dtype=str).set_index("image")["individual_id"]
         summary["pseudo_correct"] = int((truth.reindex(chosen["image"]).to_numpy() == chosen["individual_id"]).sum())
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_folder(out) as staging:
         (staging / TRAIN_DIR).mkdir()
         for name, source in zip(rows["image"], sources):
             os.symlink(Path(source).resolve(), staging / TRAIN_DIR / name)
@@ -129,10 +125,4 @@ def make_pseudo_dataset(
                 os.symlink((data_dir / name).resolve(), staging / name)
         write_csv(staging / TRAIN_CSV, rows)
         write_json(staging / "pseudo.json", summary)
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return summary
