@@ -22,7 +22,7 @@ from spotter.io import atomic_path, write_csv
 from spotter.metrics import NEW_INDIVIDUAL
 from spotter.progress import NullReporter, Reporter
 from spotter.whale.layout import TEST_CSV, TRAIN_CSV
-from spotter.whale.retrieval import Candidates
+from spotter.whale.retrieval import Candidates, individual_scores
 
 TOP_K = 50  # candidates kept per photo and run; the blend's top 5 come from their union
 
@@ -85,7 +85,9 @@ def run_scores(
 
 def _compute(run_dir: Path, data_dir: Path, tta: bool, top_k: int, reporter: Reporter) -> RunScores:
     from spotter.whale.data import read_whale_data
-    from spotter.whale.predict import combine, embed_run, load_fold_models, load_run, rank, run_rows, subset
+    from spotter.whale.predict import (
+        combine, embed_run, load_fold_models, load_run, rank, run_rows, stack_padded, subset,
+    )
     from spotter.whale.task import fold_classes
     from spotter.whale.threshold import relabel_unseen
 
@@ -112,18 +114,10 @@ def _compute(run_dir: Path, data_dir: Path, tta: bool, top_k: int, reporter: Rep
     if not parts:
         raise SpotterError("the run has no out-of-fold photos (a full fit) to tune the blend's threshold on", run_dir)
     test = rank(combine(test_views, len(vocab)), combine(train_views, len(vocab)), labels, len(vocab), cfg, top=top_k)
-    oof_labels, oof_scores = _pad_concat(parts)
+    oof_labels = stack_padded([p.labels for p in parts], -1)
+    oof_scores = stack_padded([p.scores for p in parts], -np.inf)
     return RunScores(run_dir, vocab, images, truths, oof_labels, oof_scores, list(data.test["image"]),
                      test.labels, test.scores)
-
-
-def _pad_concat(parts: list[Candidates]) -> tuple[np.ndarray, np.ndarray]:
-    width = max(p.labels.shape[1] for p in parts)
-    labels = np.concatenate([np.pad(p.labels, ((0, 0), (0, width - p.labels.shape[1])), constant_values=-1)
-                             for p in parts])
-    scores = np.concatenate([np.pad(p.scores, ((0, 0), (0, width - p.scores.shape[1])), constant_values=-np.inf)
-                             for p in parts])
-    return labels, scores
 
 
 def _save(scores: RunScores, path: Path) -> None:
@@ -215,14 +209,11 @@ def blend_candidates(
 
 
 def densify(labels: np.ndarray, scores: np.ndarray, num_classes: int) -> np.ndarray:
-    """Top-K candidates (Q, K) → dense (Q, num_classes) scores; ids outside a row's top-K get its lowest score."""
-    valid = labels >= 0
-    fill = np.where(valid, scores, np.inf).min(axis=1)
-    fill = np.where(np.isfinite(fill), fill, -1.0)
-    dense = np.repeat(fill[:, None].astype(np.float64), num_classes, axis=1)
-    rows = np.nonzero(valid)[0]
-    dense[rows, labels[valid]] = scores[valid]
-    return dense
+    """Top-K candidates (Q, K) → dense (Q, num_classes) scores; ids outside a row's top-K get its lowest score.
+
+    The kNN rule of `individual_scores`, with each candidate as its own one-photo "gallery row".
+    """
+    return individual_scores(scores, labels, np.arange(num_classes), num_classes)
 
 
 def oof_map(candidates: Candidates, vocab: list[str], truths: list[str]) -> tuple[float, float]:

@@ -251,7 +251,7 @@ def out_of_fold(
     if not names:
         return None
     groups = [species_of[n[0]] if n else "" for n in names]
-    return OutOfFold(images, species, names, _stack(scores), truths, groups, knn_names, _stack(knn_scores))
+    return OutOfFold(images, species, names, stack_padded(scores), truths, groups, knn_names, stack_padded(knn_scores))
 
 
 def oof_frame(oof: OutOfFold) -> pd.DataFrame:
@@ -267,9 +267,10 @@ def oof_frame(oof: OutOfFold) -> pd.DataFrame:
     )
 
 
-def _stack(parts: list[np.ndarray]) -> np.ndarray:
+def stack_padded(parts: list[np.ndarray], fill: float = -np.inf) -> np.ndarray:
+    """Rows of (n_i, k_i) arrays stacked into (sum n_i, max k_i), shorter rows padded with `fill`."""
     width = max(p.shape[1] for p in parts)
-    return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=-np.inf) for p in parts])
+    return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=fill) for p in parts])
 
 
 def calibrate(oof: OutOfFold | None, cfg: WhaleConfig) -> dict:
