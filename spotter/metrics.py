@@ -44,6 +44,24 @@ def map_at_5(truths: Sequence[str], predictions: Sequence[Sequence[str]]) -> flo
     return float(np.mean([average_precision_at_5(t, p) for t, p in zip(truths, predictions)]))
 
 
+def auc_by_group(targets: np.ndarray, scores: np.ndarray, groups: Sequence) -> pd.DataFrame:
+    """AUC of each group of positives against all negatives (the per-needle-kind view).
+
+    Returns:
+        Columns group, positives, auc; sorted by group.
+    """
+    targets = np.asarray(targets, dtype=np.float64) >= 0.5
+    scores = np.asarray(scores, dtype=np.float64)
+    groups = np.asarray(groups)
+    rows = []
+    if (~targets).any():
+        for group in sorted(set(groups[targets].tolist()), key=str):
+            chosen = targets & (groups == group)
+            mask = chosen | ~targets
+            rows.append({"group": group, "positives": int(chosen.sum()), "auc": roc_auc(targets[mask], scores[mask])})
+    return pd.DataFrame(rows, columns=["group", "positives", "auc"])
+
+
 def score_files(submission: str | Path, truth: str | Path) -> tuple[str, float]:
     """Scores a submission against a truth file, choosing the metric from the columns.
 
@@ -77,18 +95,13 @@ def score_by_group(submission: str | Path, truth: str | Path, column: str) -> pd
     if column not in merged.columns:
         raise SpotterError(f"no column {column!r} to group by", truth)
     groups = merged[column].fillna("").astype(str).to_numpy()
-    rows = []
     if name == "roc_auc":
-        positive = np.asarray(targets) >= 0.5
-        for group in sorted(set(groups[positive])):
-            chosen = positive & (groups == group)
-            mask = chosen | ~positive
-            rows.append({"group": group, "count": int(chosen.sum()), name: roc_auc(targets[mask], scores[mask])})
-    else:
-        for group in sorted(set(groups)):
-            idx = np.flatnonzero(groups == group)
-            rows.append({"group": group, "count": len(idx),
-                         name: map_at_5([targets[i] for i in idx], [scores[i] for i in idx])})
+        table = auc_by_group(targets, scores, groups)
+        return table.rename(columns={"positives": "count", "auc": name})
+    rows = []
+    for group in sorted(set(groups)):
+        idx = np.flatnonzero(groups == group)
+        rows.append({"group": group, "count": len(idx), name: map_at_5([targets[i] for i in idx], [scores[i] for i in idx])})
     return pd.DataFrame(rows, columns=["group", "count", name])
 
 

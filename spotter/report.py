@@ -98,17 +98,3 @@ class Report:
         return Path(path)
 
 
-def auc_by_group(targets: np.ndarray, scores: np.ndarray, groups: Sequence, positive_groups: bool = True) -> pd.DataFrame:
-    """AUC of each group of positives against all negatives (the per-needle-kind view)."""
-    from sklearn.metrics import roc_auc_score
-
-    targets = np.asarray(targets) >= 0.5
-    groups = np.asarray(groups)
-    negatives = ~targets
-    rows = []
-    for group in pd.unique(groups[targets]):
-        chosen = targets & (groups == group)
-        mask = chosen | negatives
-        if chosen.any() and negatives.any():
-            rows.append({"group": group, "positives": int(chosen.sum()), "auc": roc_auc_score(targets[mask], scores[mask])})
-    return pd.DataFrame(rows, columns=["group", "positives", "auc"]).sort_values("group", ignore_index=True)

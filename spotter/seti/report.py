@@ -9,7 +9,8 @@ import pandas as pd
 
 from spotter.errors import SpotterError
 from spotter.io import read_csv
-from spotter.report import Report, auc_by_group, histogram_figure, pyplot, roc_figure, save_figure
+from spotter.metrics import auc_by_group
+from spotter.report import Report, histogram_figure, pyplot, roc_figure, save_figure
 from spotter.seti import ON_PANELS
 from spotter.seti.data import load_cadence, sample_path
 
