@@ -66,6 +66,9 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     pseudo.add_argument("data", help="the data folder the runs were trained on (its test photos are labelled)")
     pseudo.add_argument("--out", required=True, help="new data folder (photos are symlinked, not copied)")
     pseudo.add_argument("--threshold", type=float, required=True, help="top-1 score a test photo must reach")
+    pseudo.add_argument(
+        "--margin", type=float, default=0.0, help="lead over the runner-up's score it must also have (default 0)"
+    )
     pseudo.add_argument("--no-tta", action="store_true", help="rank without the runs' flip TTA")
     pseudo.set_defaults(func=_pseudo)
 
@@ -144,10 +147,13 @@ def _pseudo(args: argparse.Namespace) -> int:
     from spotter.whale.pseudo import make_pseudo_dataset
 
     summary = make_pseudo_dataset(
-        args.runs, args.data, args.out, args.threshold, tta=not args.no_tta, reporter=create_reporter(args.quiet)
+        args.runs, args.data, args.out, args.threshold, args.margin, tta=not args.no_tta,
+        reporter=create_reporter(args.quiet),
     )
-    quantiles = ", ".join(f"{q} {v:.3f}" for q, v in summary["top1_score_quantiles"].items())
-    print(f"top-1 scores of the test photos by quantile: {quantiles}")
+    for label, key in (("top-1 scores", "top1_score_quantiles"), ("margins over the runner-up", "margin_quantiles")):
+        if summary.get(key):
+            quantiles = ", ".join(f"{q} {v:.3f}" for q, v in summary[key].items())
+            print(f"{label} of the test photos by quantile: {quantiles}")
     correct = f", {summary['pseudo_correct']} right by test_labels.csv" if "pseudo_correct" in summary else ""
     print(
         f"wrote {args.out}: {summary['train_photos']} train + {summary['pseudo_photos']} pseudo-labelled test photos "

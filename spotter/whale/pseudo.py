@@ -11,7 +11,7 @@ Happywhale winners' largest single gain):
   are right.
 
 A test photo is chosen when its top-1 score (the runs' blended per-individual score, as `spotter ensemble`
-ranks) clears the threshold. Rows that were pseudo-labels in DATA itself are replaced, not kept.
+ranks) clears the threshold and, optionally, leads the runner-up's by a margin. Rows that were pseudo-labels in DATA itself are replaced, not kept.
 """
 
 from __future__ import annotations
@@ -31,12 +31,20 @@ from spotter.whale.layout import BBOX_CSV, TEST_CSV, TEST_DIR, TEST_LABELS_CSV, 
 LINKED = (TEST_DIR, TEST_CSV, TEST_LABELS_CSV, BBOX_CSV)
 
 
-def select_confident(images: Sequence[str], names: Sequence[str], scores: np.ndarray, threshold: float) -> pd.DataFrame:
-    """Test photos whose top-1 score clears `threshold`: image, individual_id (the top-1 id), score, best first."""
+def select_confident(
+    images: Sequence[str], names: Sequence[str], scores: np.ndarray, threshold: float,
+    margins: np.ndarray | None = None, min_margin: float = 0.0,
+) -> pd.DataFrame:
+    """Test photos whose top-1 score clears `threshold` (and whose lead over the runner-up is >= `min_margin`).
+
+    Returns:
+        image, individual_id (the top-1 id), score and margin, best score first.
+    """
     scores = np.asarray(scores, dtype=np.float64)
-    chosen = scores >= threshold
-    frame = pd.DataFrame({"image": list(images), "individual_id": list(names), "score": scores})[chosen]
-    return frame.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+    margins = np.full(len(scores), np.inf) if margins is None else np.asarray(margins, dtype=np.float64)
+    chosen = (scores >= threshold) & (margins >= min_margin)
+    frame = pd.DataFrame({"image": list(images), "individual_id": list(names), "score": scores, "margin": margins})
+    return frame[chosen].sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def make_pseudo_dataset(
@@ -44,6 +52,7 @@ def make_pseudo_dataset(
     data_dir: str | Path,
     out: str | Path,
     threshold: float,
+    min_margin: float = 0.0,
     tta: bool = True,
     reporter: Reporter = NullReporter(),
 ) -> dict:
@@ -54,6 +63,8 @@ def make_pseudo_dataset(
         data_dir: Their training data folder, with the test photos to label.
         out: The new data folder; must not exist or be empty. It is built beside and renamed into place.
         threshold: Top-1 score a test photo must reach.
+        min_margin: Lead of the top-1 score over the runner-up's it must also have: individuals with many
+            train photos collect high top-1 scores (a max over more photos), and the lead discounts that.
         tta: Rank with the runs' flip TTA.
         reporter: Progress of the embedding.
 
@@ -76,8 +87,11 @@ def make_pseudo_dataset(
     scores = [r[0] for r in results]
     check_compatible(scores)
     vocab = scores[0].vocab
-    best = blend_candidates([(s.test_labels, s.test_scores) for s in scores], len(vocab), top=1)
-    chosen = select_confident(scores[0].test_images, [vocab[c] for c in best.labels[:, 0]], best.scores[:, 0], threshold)
+    best = blend_candidates([(s.test_labels, s.test_scores) for s in scores], len(vocab), top=2)
+    margins = best.scores[:, 0] - best.scores[:, 1] if best.scores.shape[1] > 1 else None
+    chosen = select_confident(
+        scores[0].test_images, [vocab[c] for c in best.labels[:, 0]], best.scores[:, 0], threshold, margins, min_margin
+    )
 
     table = read_csv(data_dir / TRAIN_CSV, required=TRAIN_COLUMNS, dtype=str)
     earlier = pd.to_numeric(table.get("pseudo", pd.Series(0, index=table.index)), errors="coerce").fillna(0) > 0
@@ -100,15 +114,15 @@ def make_pseudo_dataset(
         "data": str(data_dir),
         "scores": [str(r[1]) for r in results],
         "threshold": float(threshold),
+        "min_margin": float(min_margin),
         "tta": tta,
         "train_photos": int(len(original)),
         "replaced_earlier_pseudo": int(earlier.sum()),
         "test_photos": int(len(scores[0].test_images)),
         "pseudo_photos": int(len(chosen)),
         "pseudo_individuals": int(chosen["individual_id"].nunique()),
-        "top1_score_quantiles": {
-            f"{q:.2f}": float(np.quantile(best.scores[:, 0], q)) for q in (0.1, 0.25, 0.5, 0.75, 0.9)
-        },
+        "top1_score_quantiles": _quantiles(best.scores[:, 0]),
+        "margin_quantiles": _quantiles(margins) if margins is not None else None,
         "train_with": "spotter whale train DATA2",
     }
     truth_path = data_dir / TEST_LABELS_CSV
@@ -126,3 +140,7 @@ def make_pseudo_dataset(
         write_csv(staging / TRAIN_CSV, rows)
         write_json(staging / "pseudo.json", summary)
     return summary
+
+
+def _quantiles(values: np.ndarray) -> dict[str, float]:
+    return {f"{q:.2f}": float(np.quantile(values, q)) for q in (0.1, 0.25, 0.5, 0.75, 0.9)}

@@ -53,6 +53,10 @@ def test_select_confident_keeps_scores_at_or_above_the_threshold():
     assert chosen["image"].tolist() == ["b", "c", "d"]
     assert chosen["individual_id"].tolist() == ["y", "x", "z"]
     assert select_confident(["a"], ["x"], np.array([0.4]), 0.5).empty
+    # a lead over the runner-up can be required too
+    lead = select_confident(["a", "b", "c"], ["x", "y", "z"], np.array([0.9, 0.8, 0.7]), 0.5,
+                            margins=np.array([0.01, 0.2, 0.1]), min_margin=0.1)
+    assert lead["image"].tolist() == ["b", "c"]
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +144,11 @@ def test_pseudo_adds_confident_test_photos_under_their_top1_id(two_runs, whale_d
     assert main(["--quiet", "whale", "pseudo", *map(str, two_runs), str(whale_data), "--out", str(half),
                  "--threshold", str(quantile)]) == 0
     assert 0 < json.loads((half / "pseudo.json").read_text())["pseudo_photos"] < len(test)
+    # a margin above every lead takes none either
+    led = tmp_path / "led"
+    assert main(["--quiet", "whale", "pseudo", *map(str, two_runs), str(whale_data), "--out", str(led),
+                 "--threshold", "-10", "--margin", "10"]) == 0
+    assert json.loads((led / "pseudo.json").read_text())["pseudo_photos"] == 0
     none = tmp_path / "none"
     assert main(["--quiet", "whale", "pseudo", str(two_runs[0]), str(whale_data), "--out", str(none),
                  "--threshold", "10"]) == 0
