@@ -22,7 +22,7 @@ from spotter.io import atomic_path, write_csv
 from spotter.metrics import NEW_INDIVIDUAL
 from spotter.progress import NullReporter, Reporter
 from spotter.whale.layout import TEST_CSV, TRAIN_CSV
-from spotter.whale.retrieval import Candidates, individual_scores
+from spotter.whale.retrieval import Candidates, best_of, individual_scores
 
 TOP_K = 50  # candidates kept per photo and run; the blend's top 5 come from their union
 
@@ -168,6 +168,16 @@ def check_compatible(runs: Sequence[RunScores]) -> None:
             raise SpotterError(f"test photos differ from {first.run}'s", other.run)
 
 
+def compatible_run_scores(
+    runs: Sequence[str | Path], data_dir: str | Path, tta: bool = True, reporter: Reporter = NullReporter()
+) -> tuple[list[RunScores], list[Path]]:
+    """Each run's candidates (`run_scores`) and cache file, checked to be blendable (`check_compatible`)."""
+    results = [run_scores(run, data_dir, tta=tta, reporter=reporter) for run in runs]
+    scores = [r[0] for r in results]
+    check_compatible(scores)
+    return scores, [r[1] for r in results]
+
+
 def blend_candidates(
     parts: Sequence[tuple[np.ndarray, np.ndarray]],
     num_classes: int,
@@ -200,11 +210,7 @@ def blend_candidates(
         dense = np.zeros((len(range(n)[part]), num_classes), np.float64)
         for w, (labels, scores) in zip(weights, parts):
             dense += w * densify(labels[part], scores[part], num_classes)
-        best = np.argpartition(-dense, top - 1, axis=1)[:, :top]
-        best_scores = np.take_along_axis(dense, best, axis=1)
-        order = np.argsort(-best_scores, axis=1, kind="stable")
-        out_labels[part] = np.take_along_axis(best, order, axis=1)
-        out_scores[part] = np.take_along_axis(best_scores, order, axis=1)
+        out_labels[part], out_scores[part] = best_of(dense, top)
     return Candidates(out_labels, out_scores)
 
 
@@ -247,9 +253,7 @@ def ensemble_whale(
     for i, run in enumerate(resolved):
         if run in resolved[:i]:
             raise SpotterError("run given twice", runs[i])
-    results = [run_scores(run, data_dir, tta=tta, reporter=reporter) for run in runs]
-    scores = [r[0] for r in results]
-    check_compatible(scores)
+    scores, caches = compatible_run_scores(runs, data_dir, tta, reporter)
     vocab, truths = scores[0].vocab, scores[0].oof_truths
     inputs = {}
     for s in scores:
@@ -268,7 +272,7 @@ def ensemble_whale(
         "data": str(data_dir),
         "tta": tta,
         "candidates_per_run": int(scores[0].oof_labels.shape[1]),
-        "scores": [str(r[1]) for r in results],
+        "scores": [str(c) for c in caches],
         "samples": {"oof": len(truths), "test": len(scores[0].test_images)},
         "metrics": {"inputs_oof": inputs, "ensemble_oof": blended_map},
         "threshold": threshold,

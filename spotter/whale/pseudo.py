@@ -75,7 +75,7 @@ def make_pseudo_dataset(
         SpotterError: On bad data or runs, an `out` that is not empty, or test photo names already in train.
     """
     from spotter.whale.data import read_whale_data
-    from spotter.whale.ensemble import blend_candidates, check_compatible, run_scores
+    from spotter.whale.ensemble import blend_candidates, compatible_run_scores
 
     data_dir, out = Path(data_dir), Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -83,9 +83,7 @@ def make_pseudo_dataset(
     if out.resolve() == data_dir.resolve():
         raise SpotterError("output folder must differ from the data folder", out)
     data = read_whale_data(data_dir)
-    results = [run_scores(run, data_dir, tta=tta, reporter=reporter) for run in runs]
-    scores = [r[0] for r in results]
-    check_compatible(scores)
+    scores, caches = compatible_run_scores(runs, data_dir, tta, reporter)
     vocab = scores[0].vocab
     best = blend_candidates([(s.test_labels, s.test_scores) for s in scores], len(vocab), top=2)
     margins = best.scores[:, 0] - best.scores[:, 1] if best.scores.shape[1] > 1 else None
@@ -112,7 +110,7 @@ def make_pseudo_dataset(
     summary = {
         "runs": [str(r) for r in runs],
         "data": str(data_dir),
-        "scores": [str(r[1]) for r in results],
+        "scores": [str(c) for c in caches],
         "threshold": float(threshold),
         "min_margin": float(min_margin),
         "tta": tta,

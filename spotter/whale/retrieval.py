@@ -144,9 +144,13 @@ def top_individuals(
             dense = 0.5 * (dense + individual_scores(*index.search(queries_flipped[part], k), gallery_labels, num_classes))
         if head_scores is not None:
             dense = (1 - head_weight) * dense + head_weight * np.asarray(head_scores[part], np.float32)
-        best = np.argpartition(-dense, top - 1, axis=1)[:, :top]
-        best_scores = np.take_along_axis(dense, best, axis=1)
-        order = np.argsort(-best_scores, axis=1, kind="stable")
-        labels[part] = np.take_along_axis(best, order, axis=1)
-        scores[part] = np.take_along_axis(best_scores, order, axis=1)
+        labels[part], scores[part] = best_of(dense, top)
     return Candidates(labels, scores)
+
+
+def best_of(dense: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `top` highest columns of each row of a dense (Q, C) score block: (positions, scores), best first."""
+    best = np.argpartition(-dense, top - 1, axis=1)[:, :top]
+    best_scores = np.take_along_axis(dense, best, axis=1)
+    order = np.argsort(-best_scores, axis=1, kind="stable")
+    return np.take_along_axis(best, order, axis=1), np.take_along_axis(best_scores, order, axis=1)
