@@ -2,8 +2,8 @@
 
 Noise parameters come from setigen's sample of real Green Bank Telescope observations, and the signal
 paths and profiles are setigen's own functions (`constant_path`, `squared_path`, `sine_path`,
-`gaussian_f_profile`, `periodic_gaussian_t_profile`) evaluated on the whole cadence at once. What differs
-from plain setigen is speed: the chi-squared radiometer noise is drawn in bulk from numpy's `Generator`
+`gaussian_f_profile`; pulses reproduce `periodic_gaussian_t_profile`, vectorized) evaluated on the whole
+cadence at once. What differs from plain setigen is speed: the chi-squared radiometer noise is drawn in bulk from numpy's `Generator`
 (setigen uses the slow legacy global state), and a signal is only rendered in a narrow band around its
 path. Panels are contiguous in time, so one path is continuous across ON, OFF, ON, OFF, ON, OFF, as in
 setigen's `OrderedCadence(order="ABACAD")`.
@@ -190,15 +190,19 @@ def draw_needle(
     if pulsed:
         t = cadence_times()
         period = rng.uniform(8, 80) * DT_S
-        profile = stg.periodic_gaussian_t_profile(
-            pulse_width=rng.uniform(0.2, 0.6) * period,
-            period=period,
-            phase=rng.uniform(0, period),
-            pulse_direction="up",
-            level=0.0,
-        )
-        level *= np.clip(profile(t), 0.0, 1.0)
+        width = rng.uniform(0.2, 0.6) * period
+        level *= np.clip(pulse_train(t, period, width, rng.uniform(0, period)), 0.0, 1.0)
     return Needle(kind, snr, width, drift, tuple(int(p) for p in panels), partial, pulsed, path, level)
+
+
+def pulse_train(t: np.ndarray, period: float, width: float, phase: float) -> np.ndarray:
+    """Gaussian pulses of FWHM `width` every `period` seconds: setigen's `periodic_gaussian_t_profile` with
+    pulses up, level 0 and no timing jitter, summing the same three nearest pulses, without its per-sample
+    Python calls (which made a pulsed needle cost ~6 ms in the data loader)."""
+    sigma = width / (2 * np.sqrt(2 * np.log(2)))
+    nearest = np.round((t + phase) / period - 1 / 4.0)
+    centres = (4.0 * (nearest + np.array([-1.0, 0.0, 1.0])[:, None]) + 1.0) / 4.0 * period - phase
+    return np.exp(-((t - centres) ** 2) / (2 * sigma**2)).sum(axis=0)
 
 
 def render(needle: Needle, noise_std: np.ndarray | float, out: np.ndarray | None = None) -> np.ndarray:

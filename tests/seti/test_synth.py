@@ -14,10 +14,13 @@ from spotter.seti.synth import (
     N_ROWS,
     NEEDLE_KINDS,
     TCHANS,
+    DT_S,
+    cadence_times,
     chi2_noise,
     draw_needle,
     inject_needle,
     make_cadence,
+    pulse_train,
     render,
     write_synthetic,
 )
@@ -81,6 +84,21 @@ def test_inject_needle_leaves_input_alone_and_adds_on_power():
     added = out - before.astype(np.float32)
     assert _panels_with_signal(np.where(np.abs(added) > 1e-2, added, 0)) == set(ON_PANELS)
     assert needle.kind == "straight" and needle.path.shape == (N_ROWS,)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pulse_train_matches_setigen(seed):
+    import setigen as stg
+
+    rng = np.random.default_rng(seed)
+    period = rng.uniform(8, 80) * DT_S
+    width, phase = rng.uniform(0.2, 0.6) * period, rng.uniform(0, period)
+    t = cadence_times()
+    expected = stg.periodic_gaussian_t_profile(
+        pulse_width=width, period=period, phase=phase, pulse_direction="up", level=0.0
+    )(t)
+    np.testing.assert_allclose(pulse_train(t, period, width, phase), expected, rtol=1e-12, atol=1e-12)
+    assert expected.max() - expected.min() > 0.5  # pulses, not a constant
 
 
 def test_noise_has_chi2_moments():
