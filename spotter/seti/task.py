@@ -19,7 +19,11 @@ from spotter.models.pooling import AvgPool, GeM
 from spotter.seti import OFF_PANELS
 from spotter.seti.config import NEEDLE_KINDS, SetiAugmentConfig, SetiConfig, SetiModelConfig
 from spotter.seti.data import available_splits, list_split, load_cadence
+from spotter.seti.dedoppler import bin_time
 from spotter.seti.preprocess import SetiPreprocessConfig, preprocess, validate_preprocess
+
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 def input_preprocess(cfg: SetiConfig) -> SetiPreprocessConfig:
@@ -36,10 +40,10 @@ def input_preprocess(cfg: SetiConfig) -> SetiPreprocessConfig:
 
 
 def input_channels(cfg: SetiPreprocessConfig) -> int:
-    """Channels of the preprocessed input: 1 when panels are stacked in time, else one per panel (twice with
-    `dedoppler`: the panels, then their de-Doppler maps)."""
+    """Channels of the preprocessed input: 1 when panels are stacked in time, else one per panel; with
+    `dedoppler`, then their de-Doppler maps and the cadence score map."""
     panels = 1 if cfg.stack == "time" else (3 if cfg.panels == "on" else 6)
-    return panels * (2 if cfg.dedoppler else 1)
+    return 2 * panels + 1 if cfg.dedoppler else panels
 
 
 class CadenceDataset(Dataset):
@@ -78,18 +82,20 @@ class CadenceDataset(Dataset):
         aug = self.augment
         # numpy draws come from torch's RNG, which the engine seeds per epoch (and per loader worker)
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
-        if aug is not None and aug.inject > 0 and target < 0.5 and rng.random() < aug.inject:
-            from spotter.seti.synth import inject_needle
-
-            kind = aug.inject_kinds[int(rng.integers(len(aug.inject_kinds)))]
-            snr = float(np.exp(rng.uniform(*np.log(aug.inject_snr))))
+        needle = aug is not None and aug.inject > 0 and target < 0.5 and rng.random() < aug.inject
+        interference = aug is not None and aug.inject_rfi > 0 and rng.random() < aug.inject_rfi
+        if needle or interference:
+            cadence = bin_time(cadence, 1)  # one float32 copy, which the signals are added to in place
             # panels are normalized, so a strided std is a close, 20x cheaper noise estimate than the median one
-            noise_std = cadence[:, ::3, ::3].astype(np.float32).std(axis=(1, 2))
-            cadence, _ = inject_needle(cadence, kind, rng, snr=snr, noise_std=noise_std)
-            target = np.float32(1.0)
-        if aug is not None and aug.inject_rfi > 0 and rng.random() < aug.inject_rfi:
-            cadence = inject_interference(cadence, aug, rng)
-        image = torch.from_numpy(preprocess(cadence, self.preprocess_cfg))
+            noise_std = cadence[:, ::3, ::3].std(axis=(1, 2))
+            if needle:
+                add_signal(cadence, aug, rng, noise_std)
+                target = np.float32(1.0)
+            if interference:
+                add_interference(cadence, aug, rng, noise_std)
+        # float16, as the cadences are: half the bytes to pass from loader workers (and to the GPU), which was
+        # a sixth of the loader's time; the model computes in float32 or its autocast type
+        image = torch.from_numpy(preprocess(cadence, self.preprocess_cfg)).clamp_(-FLOAT16_MAX, FLOAT16_MAX).half()
         if aug is not None:
             if rng.random() < aug.hflip:
                 image = image.flip(-1)
@@ -98,18 +104,34 @@ class CadenceDataset(Dataset):
         return {"index": i, "input": image, "target": torch.tensor(target, dtype=torch.float32)}
 
 
-def inject_interference(cadence: np.ndarray, aug: SetiAugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """A copy of the cadence with a generated signal in all six panels (70%) or in some OFF panels only."""
-    from spotter.seti.synth import inject_needle
+def add_signal(
+    cadence: np.ndarray,
+    aug: SetiAugmentConfig,
+    rng: np.random.Generator,
+    noise_std: np.ndarray,
+    panels: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    """Adds a generated needle of a random kind and SNR from `aug` to a float32 cadence in place; returns it.
 
+    Args:
+        panels: Where it shows; None draws ON panels as the data generator does (a needle).
+    """
+    from spotter.seti.synth import draw_needle, render
+
+    kind = aug.inject_kinds[int(rng.integers(len(aug.inject_kinds)))]
+    snr = float(np.exp(rng.uniform(*np.log(aug.inject_snr))))
+    return render(draw_needle(kind, rng, snr=snr, panels=panels), noise_std, cadence)
+
+
+def add_interference(
+    cadence: np.ndarray, aug: SetiAugmentConfig, rng: np.random.Generator, noise_std: np.ndarray
+) -> np.ndarray:
+    """Adds a generated signal in all six panels (70%) or in some OFF panels only, in place; returns the cadence."""
     if rng.random() < 0.7:
         panels = tuple(range(6))
     else:
         panels = tuple(sorted(rng.choice(OFF_PANELS, int(rng.integers(1, 4)), replace=False).tolist()))
-    kind = aug.inject_kinds[int(rng.integers(len(aug.inject_kinds)))]
-    snr = float(np.exp(rng.uniform(*np.log(aug.inject_snr))))
-    noise_std = cadence[:, ::3, ::3].astype(np.float32).std(axis=(1, 2))
-    return inject_needle(cadence, kind, rng, snr=snr, noise_std=noise_std, panels=panels)[0]
+    return add_signal(cadence, aug, rng, noise_std, panels)
 
 
 def set_stem_stride(backbone: nn.Module, stride: tuple[int, int]) -> nn.Conv2d:
@@ -149,6 +171,7 @@ class SetiNet(nn.Module):
         self.head = nn.Linear(self.backbone.num_features, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()  # inputs arrive as float16 (`CadenceDataset`)
         return self.head(self.pool(self.attention(self.backbone.forward_features(x))))
 
 

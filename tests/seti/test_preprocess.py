@@ -75,41 +75,73 @@ def test_nests_in_an_omegaconf_schema():
     assert isinstance(cfg.preprocess, SetiPreprocessConfig) and cfg.preprocess.panels == "all"
 
 
-def test_cadence_normalization_suppresses_lines_in_every_panel_but_keeps_on_only_ones():
+@pytest.mark.parametrize("bin_rows", [0, 8])
+def test_cadence_normalization_suppresses_lines_in_every_panel_but_keeps_on_only_ones(bin_rows):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((6, 273, 256)).astype(np.float32)
     x += np.linspace(0, 50, 256, dtype=np.float32)  # bandpass
     x[:, :, 40] += 20.0 * (1 + rng.standard_normal((6, 273)).astype(np.float32))  # fluctuating RFI line, all panels
     x[[0, 2, 4], :, 200] += 3.0  # a needle in the ON panels only
     x[:, 100, :] += 30.0  # a broadband burst in every panel
-    out = preprocess(x, SetiPreprocessConfig(panels="all", stack="channels", normalize="cadence"))
+    cfg = SetiPreprocessConfig(bin_rows=bin_rows, panels="all", stack="channels", normalize="cadence")
+    out = preprocess(x, cfg)
+    assert out.shape == (6, 273 // max(bin_rows, 1), 256)
     on, off = out[[0, 2, 4]], out[[1, 3, 5]]
     needle = on[:, :, 200].mean() - off[:, :, 200].mean()
     line = on[:, :, 40].mean() - off[:, :, 40].mean()
     assert needle > 2.0  # ~3 noise stds of ON-OFF contrast survive
     assert abs(line) < 0.2 and out[:, :, 40].std() < 1.5  # the all-panel line is scaled down to noise
-    assert abs(out[:, 100, :].mean()) < 0.1  # the burst row is removed
+    assert abs(out[:, 100 // max(bin_rows, 1), :].mean()) < 0.1  # the burst row is removed
     assert abs(np.median(out[:, :, 10:30])) < 0.1  # and the bandpass
 
 
-def test_dedoppler_channels_follow_frequency_flips_and_light_up_a_straight_needle():
-    from spotter.seti.preprocess import dedoppler_power
-
-    rng = np.random.default_rng(2)
-    x = rng.standard_normal((6, 273, 256)).astype(np.float32)
+def _straight_line(x: np.ndarray, panels: tuple[int, ...], channel: int, amplitude: float = 1.5) -> np.ndarray:
     rows = np.arange(273)
-    for p in (0, 2, 4):  # a straight needle drifting 0.05 channels per row, ON panels only
-        channels = np.rint(100 + 0.05 * (rows + 273 * p - 819)).astype(int)
-        x[p, rows, channels] += 1.5
+    for p in panels:  # drifting 0.05 channels per row, continuous across the cadence
+        x[p, rows, np.rint(channel + 0.05 * (rows + 273 * p - 819)).astype(int)] += amplitude
+    return x
+
+
+def test_dedoppler_channels_follow_frequency_flips_and_light_up_a_straight_needle():
+    from spotter.seti.preprocess import CADENCE_SCORE, dedoppler_power
+
+    x = _straight_line(np.random.default_rng(2).standard_normal((6, 273, 256)).astype(np.float32), (0, 2, 4), 100)
     power = dedoppler_power(x)
-    assert power.shape[0] == 6 and power.shape[2] == 256
+    assert power.shape[0] == 7 and power.shape[2] == 256 and power.dtype == np.float32
     on_peak = power[[0, 2, 4]].max(axis=(1, 2))
     assert (on_peak > 8).all() and (power[[1, 3, 5]].max(axis=(1, 2)) < on_peak.min() / 2).all()
+    assert power[CADENCE_SCORE].max() > 12  # ON power summed over the three panels, no OFF power
     np.testing.assert_allclose(dedoppler_power(x[:, :, ::-1].copy()), power[:, :, ::-1], atol=1e-4)
     cfg = SetiPreprocessConfig(panels="all", stack="channels", height=34, width=256, resize_mode="area", dedoppler=True)
     out = preprocess(x, cfg)
-    assert out.shape == (12, 34, 256)
+    assert out.shape == (13, 34, 256)
+    binned = SetiPreprocessConfig(bin_rows=8, panels="all", stack="channels", normalize="cadence", dedoppler=True)
+    out = preprocess(x, binned)
+    assert out.shape == (13, 34, 256)
+    assert (out[[6, 8, 10, 12]].max(axis=(1, 2)) > 8).all()  # the maps of binned panels still light up
     on = SetiPreprocessConfig(stack="channels", height=34, width=256, resize_mode="area", dedoppler=True)
-    assert preprocess(x, on).shape == (6, 34, 256)
+    assert preprocess(x, on).shape == (7, 34, 256)
     with pytest.raises(SpotterError, match="dedoppler"):
         preprocess(x, SetiPreprocessConfig(dedoppler=True))  # panels stacked in time
+    with pytest.raises(SpotterError, match="bin_rows"):
+        preprocess(x, SetiPreprocessConfig(bin_rows=5, stack="channels", dedoppler=True))  # 5 does not divide 16
+
+
+def test_cadence_score_map_rejects_a_line_in_every_panel():
+    from spotter.seti.preprocess import CADENCE_SCORE, dedoppler_power
+
+    x = np.random.default_rng(3).standard_normal((6, 273, 256)).astype(np.float32)
+    power = dedoppler_power(_straight_line(x, tuple(range(6)), 100))
+    assert power[[0, 2, 4]].max() > 8  # each ON panel sees the line
+    assert power[CADENCE_SCORE].max() < 6  # but it shows in the OFF panels too: noise level
+
+
+def test_max_pooling_to_a_smaller_map_takes_each_runs_peak():
+    from spotter.seti.preprocess import _max_resize
+
+    x = np.random.default_rng(4).standard_normal((2, 87, 20)).astype(np.float32)
+    out = _max_resize(x, 34, 20)
+    starts = np.arange(35) * 87 // 34  # the runs of rows partition the input
+    expected = np.stack([x[:, starts[i] : starts[i + 1]].max(axis=1) for i in range(34)], axis=1)
+    np.testing.assert_array_equal(out, expected)
+    assert _max_resize(x, 100, 40).shape == (2, 100, 40)  # larger: interpolated

@@ -124,7 +124,7 @@ def test_injection_turns_negatives_positive(needle_data: Path) -> None:
 
 def test_interference_injection_keeps_labels_and_touches_off_panels(needle_data: Path) -> None:
     from spotter.seti import OFF_PANELS
-    from spotter.seti.task import inject_interference
+    from spotter.seti.task import add_interference
 
     cfg = load_config(SetiConfig, None, FAST + ["augment.inject_rfi=1.0"])
     rows = pd.read_csv(needle_data / "train_labels.csv", dtype={"id": str})
@@ -135,7 +135,8 @@ def test_interference_injection_keeps_labels_and_touches_off_panels(needle_data:
     cadence = np.load(paths[0])
     rng = np.random.default_rng(0)
     for _ in range(10):  # every injected signal shows in the OFF panels: all six, or OFF only
-        added = inject_interference(cadence, cfg.augment, rng) - cadence.astype(np.float32)
+        before = cadence.astype(np.float32)
+        added = add_interference(before.copy(), cfg.augment, rng, np.ones(6, np.float32)) - before
         assert np.abs(added[list(OFF_PANELS)]).sum() > 0
 
 
