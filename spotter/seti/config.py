@@ -25,6 +25,9 @@ class SetiModelConfig:
     triplet_attention: bool = False
     attention_kernel: int = 7
     drop_rate: float = 0.0
+    # also give the head the peak of the input's de-Doppler score map (needs preprocess.dedoppler), so the
+    # classical search's statistic reaches the logit directly, beside the pooled features
+    score_head: bool = False
 
 
 @dataclass

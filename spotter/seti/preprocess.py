@@ -95,6 +95,10 @@ def preprocess(cadence: np.ndarray, cfg: SetiPreprocessConfig) -> np.ndarray:
         x[list(ON_PANELS)] -= off_spectrum
     if cfg.normalize == "cadence" and not cleaned_once:
         x = standardize_cadence(x)
+    if cfg.normalize == "cadence" and rows_per_row > 1:
+        # in units of one observed row's noise (a mean of N rows has 1/sqrt(N) of it), so a needle's value
+        # does not depend on bin_rows
+        x *= np.float32(1 / np.sqrt(rows_per_row))
     if cfg.panels == "on":
         x = x[list(ON_PANELS)]
     if cfg.normalize == "panel":

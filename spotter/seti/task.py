@@ -149,10 +149,14 @@ class SetiNet(nn.Module):
     Args:
         cfg: Model options.
         in_chans: Input channels (1 for panels stacked in time).
+        score_channel: The input channel holding the de-Doppler score map, for `cfg.score_head`.
     """
 
-    def __init__(self, cfg: SetiModelConfig, in_chans: int) -> None:
+    def __init__(self, cfg: SetiModelConfig, in_chans: int, score_channel: int | None = None) -> None:
         super().__init__()
+        if cfg.score_head and score_channel is None:
+            raise SpotterError("model.score_head needs the de-Doppler score map: set preprocess.dedoppler: true")
+        self.score_channel = score_channel if cfg.score_head else None
         self.backbone = create_backbone(
             cfg.backbone, cfg.weights, num_classes=0, global_pool="", in_chans=in_chans, drop_rate=cfg.drop_rate,
             **cfg.backbone_args,
@@ -168,11 +172,18 @@ class SetiNet(nn.Module):
             self.pool = AvgPool()
         else:
             raise SpotterError(f"model.pooling must be gem or avg, got {cfg.pooling!r}")
-        self.head = nn.Linear(self.backbone.num_features, 1)
+        extra = 0 if self.score_channel is None else 1
+        # the score's peak spans ~0-100 noise stds: normalized by its batch statistics like the features are
+        self.score_norm = nn.BatchNorm1d(1) if extra else None
+        self.head = nn.Linear(self.backbone.num_features + extra, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()  # inputs arrive as float16 (`CadenceDataset`)
-        return self.head(self.pool(self.attention(self.backbone.forward_features(x))))
+        features = self.pool(self.attention(self.backbone.forward_features(x)))
+        if self.score_channel is not None:
+            peak = x[:, self.score_channel].amax(dim=(1, 2))[:, None]
+            features = torch.cat([features, self.score_norm(peak)], dim=1)
+        return self.head(features)
 
 
 class SetiTask(BinaryTask):
@@ -198,7 +209,9 @@ class SetiTask(BinaryTask):
         return train, valid
 
     def create_model(self, cfg: SetiConfig, train_rows: pd.DataFrame | None) -> nn.Module:
-        return SetiNet(cfg.model, input_channels(input_preprocess(cfg)))
+        prep = input_preprocess(cfg)
+        channels = input_channels(prep)
+        return SetiNet(cfg.model, channels, channels - 1 if prep.dedoppler else None)
 
     def write_oof(self, run_dir: Path, rows: pd.DataFrame, predictions: np.ndarray) -> Path:
         return super().write_oof(run_dir, rows.drop(columns=["path"], errors="ignore"), predictions)

@@ -90,6 +90,20 @@ def test_tta_is_mean_over_flipped_inputs() -> None:
     assert not torch.allclose(got, torch.sigmoid(model(x)), atol=1e-6)  # flips do change the output
 
 
+def test_score_head_reads_the_score_maps_peak() -> None:
+    torch.manual_seed(0)
+    model = SetiNet(SetiModelConfig(backbone="test_resnet", score_head=True), 3, score_channel=2).eval()
+    x = torch.randn(4, 3, 16, 32).half()  # float16, as the dataset yields
+    brighter = x.clone()
+    brighter[:, 2, 5, 7] = 40.0  # only the score map's peak changes
+    with torch.no_grad():
+        model.score_norm.running_var.fill_(100.0)  # as if trained on peaks of ~0-40 noise stds
+        model.head.weight[0, -1] = 1.0  # the head weighs the peak
+        assert (model(brighter) > model(x) + 1.0).all()
+    with pytest.raises(SpotterError, match="score_head"):
+        SetiNet(SetiModelConfig(backbone="test_resnet", score_head=True), 3)
+
+
 @pytest.mark.parametrize("backbone", ["resnet10t", "test_efficientnet"])
 def test_stem_stride_keeps_frequency_size(backbone: str) -> None:
     # frequency on H (e.g. preprocess.transpose=true): stride (1, 2) keeps it whole in the first feature map
