@@ -294,7 +294,7 @@ def baseline_scores(
         hits = [_search_file((p, config)) for p in reporter.track(paths, len(paths), "de-Doppler")]
     else:
         # fork: workers inherit the imported modules; SpotterError pickles, so a bad file still names itself
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_one_torch_thread) as pool:
             results = pool.imap(_search_file, [(p, config) for p in paths], chunksize=16)
             hits = list(reporter.track(results, len(paths), "de-Doppler"))
     return pd.DataFrame(
@@ -307,6 +307,14 @@ def baseline_scores(
             "snr_off": [h.snr_off for h in hits],
         }
     )
+
+
+def _one_torch_thread() -> None:
+    # as in DataLoader workers: a forked child that enters the parent's OpenMP thread pool (`bin_time` runs
+    # on torch) can hang once the parent has used several threads
+    import torch
+
+    torch.set_num_threads(1)
 
 
 _SEARCHES: dict[DedopplerConfig, Dedoppler] = {}  # one per process and config: the index tables are reused
