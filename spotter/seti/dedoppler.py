@@ -101,8 +101,7 @@ class Dedoppler:
             offset[:, k] = shifts.min(axis=0)
             extra = max(extra, int((shifts.max(axis=0) - shifts.min(axis=0)).max()))
         self._path_offset, self._path_width = offset, chans + extra
-        self._panel_index = np.arange(n_panels)[None, :, None]  # index arrays for gathers (bins, panels, ...)
-        self._bins_first = np.arange(self.bins)[:, None, None]
+        self._bins_first = np.arange(self.bins)[:, None, None]  # bin index for gathers (bins, panels, coarse)
 
     def prepare(self, cadence: np.ndarray) -> np.ndarray:
         """Time-binned, standardized cadence, (6, bins, channels) float32."""
@@ -130,16 +129,26 @@ class Dedoppler:
 
     def dedrift(self, x: np.ndarray, panels: tuple[int, ...] = tuple(range(6))) -> np.ndarray:
         """`panel_power` of a cadence already binned and standardized (as `prepare` returns it), for `panels`."""
-        n_panels, _, chans = self.shape
-        if x.shape != (n_panels, self.bins, chans):
-            raise ValueError(f"expected {self.bins} time bins of {self.config.bin_rows} rows, got shape {x.shape}")
-        padded = np.zeros((len(panels), self.bins, chans + 2 * self.pad), np.float32)
-        padded[:, :, self.pad : self.pad + chans] = x[list(panels)]
-        width = chans + 2 * self.margin
-        windows = sliding_window_view(padded, width, axis=2)  # (panels, bins, positions, width)
-        # one gather of every (bin, coarse drift) window, then a sum over bins: 2x faster than a loop over bins
+        self._check_prepared(x)
         start = self.pad - self.margin + self.coarse_shift.T[:, None, :]  # (bins, 1, coarse)
-        rows = np.arange(len(panels))[None, :, None]
+        return self._coarse_sums(x[list(panels)], self.shape[2] + 2 * self.margin, self.pad, start)
+
+    def _check_prepared(self, x: np.ndarray) -> None:
+        if x.shape != (self.shape[0], self.bins, self.shape[2]):
+            raise ValueError(f"expected {self.bins} time bins of {self.config.bin_rows} rows, got shape {x.shape}")
+
+    def _coarse_sums(self, x: np.ndarray, width: int, pad: int, start: np.ndarray) -> np.ndarray:
+        """Sums of each panel of a prepared cadence over its bins along the coarse drifts, in noise stds.
+
+        Returns (panels, coarse, width): entry (p, k, m) sums bin j of panel p from column
+        `start[j, p, k] - pad + m` of the unpadded panel (outside the band counts as zero).
+        """
+        panels, _, chans = x.shape
+        padded = np.zeros((panels, self.bins, chans + 2 * pad), np.float32)
+        padded[:, :, pad : pad + chans] = x
+        windows = sliding_window_view(padded, width, axis=2)  # (panels, bins, positions, width)
+        # one gather of every (bin, panel, coarse drift) window, then a sum over bins: 2x faster than a loop
+        rows = np.arange(panels)[None, :, None]
         return windows[rows, self._bins_first, start].sum(axis=0) / np.float32(self.noise_per_panel)
 
     def along_paths(self, panel_map: np.ndarray, panels: tuple[int, ...] = tuple(range(6))) -> np.ndarray:
@@ -169,17 +178,14 @@ class Dedoppler:
         Equal to `along_paths(dedrift(x))`, but each panel's coarse sums cover only the channels some path
         reads there (~260 instead of ~430), which makes it ~1.5x faster.
         """
-        n_panels, _, chans = self.shape
-        if x.shape != (n_panels, self.bins, chans):
-            raise ValueError(f"expected {self.bins} time bins of {self.config.bin_rows} rows, got shape {x.shape}")
+        self._check_prepared(x)
+        chans = self.shape[2]
         pad = self.pad + self._path_width - chans
-        padded = np.zeros((n_panels, self.bins, chans + 2 * pad), np.float32)
-        padded[:, :, pad : pad + chans] = x
-        windows = sliding_window_view(padded, self._path_width, axis=2)  # (panels, bins, positions, width)
         start = pad + self.coarse_shift.T[:, None, :] + self._path_offset[None]  # (bins, panels, coarse)
-        sums = windows[self._panel_index, self._bins_first, start].sum(axis=0) / np.float32(self.noise_per_panel)
+        sums = self._coarse_sums(x, self._path_width, pad, start)
         positions = self.panel_shift.T - self._path_offset[:, self.coarse_index]  # (panels, drifts)
-        return sliding_window_view(sums, chans, axis=2)[self._panel_index[0], self.coarse_index, positions]
+        panels = np.arange(self.shape[0])[:, None]
+        return sliding_window_view(sums, chans, axis=2)[panels, self.coarse_index, positions]
 
     def search(self, cadence: np.ndarray) -> Hit:
         """The straight path with the most ON power, penalized by OFF power on or near it."""
