@@ -31,6 +31,7 @@ from scipy.ndimage import maximum_filter1d
 from spotter.errors import SpotterError
 from spotter.progress import NullReporter, Reporter
 from spotter.seti import OFF_PANELS, ON_PANELS
+from spotter.seti.preprocess import lower_median
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,13 @@ class Dedoppler:
         # per channel: bandpass and persistent zero-drift lines; a median (by partition, 3x faster than
         # np.median) is barely moved by a transient line
         flat = x.reshape(n_panels * self.bins, chans)
-        flat -= _lower_median(flat, axis=0)
+        flat -= lower_median(flat, axis=0)
         # the channel's spread is the smaller of its ON and its OFF spread: a line present in only one
         # group (an ON-only needle, RFI crossing the channel during one panel) does not set it, which keeps
         # ON and OFF on the same scale; a line in all six panels does, and is suppressed
         spread = np.minimum(x[list(ON_PANELS)].std(axis=(0, 1)), x[list(OFF_PANELS)].std(axis=(0, 1)))
         x /= spread + 1e-6
-        flat -= _lower_median(flat, axis=1)[:, None]  # per bin: broadband bursts
+        flat -= lower_median(flat, axis=1)[:, None]  # per bin: broadband bursts
         flat /= flat.std(axis=1, keepdims=True) + 1e-6
         return x
 
@@ -246,11 +247,6 @@ def bin_time(x: np.ndarray, factor: int) -> np.ndarray:
     if factor == 1:
         return kept.to(torch.float32, copy=True).numpy()
     return kept.to(torch.float32).reshape(panels, rows // factor, factor, chans).mean(dim=2).numpy()
-
-
-def _lower_median(x: np.ndarray, axis: int) -> np.ndarray:
-    k = (x.shape[axis] - 1) // 2
-    return np.take(np.partition(x, k, axis=axis), k, axis=axis)
 
 
 def search_many(

@@ -197,18 +197,18 @@ def standardize_cadence(x: np.ndarray) -> np.ndarray:
     # a channel's level: the lower median over panels of its mean in each panel, which a signal in up to
     # three panels (an ON-only needle, interference during part of the cadence) does not move; as precise
     # as the median over all rows and ~10x cheaper, which keeps one loader worker ahead of the model
-    x -= _lower_median(x.mean(axis=1), axis=0)
+    x -= lower_median(x.mean(axis=1), axis=0)
     # medians before spreads: a burst left in would inflate every channel's spread; every 2nd channel
     # gives as good an estimate at half the cost
-    flat -= _lower_median(flat[:, ::2], axis=1)[:, None]
+    flat -= lower_median(flat[:, ::2], axis=1)[:, None]
     on, off = x[0::2], x[1::2]  # ON_PANELS, OFF_PANELS as views
     flat /= np.minimum(on.std(axis=(0, 1)), off.std(axis=(0, 1))) + 1e-6
     flat /= flat[:, ::2].std(axis=1, keepdims=True) + 1e-6
     return x
 
 
-def _lower_median(x: np.ndarray, axis: int) -> np.ndarray:
-    # the lower middle value by partition: 2-3x faster than np.median, and as robust
+def lower_median(x: np.ndarray, axis: int) -> np.ndarray:
+    """The lower middle value along `axis`, by partition: 2-3x faster than np.median, and as robust."""
     k = (x.shape[axis] - 1) // 2
     return np.take(np.partition(x, k, axis=axis), k, axis=axis)
 
