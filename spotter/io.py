@@ -33,6 +33,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def require_empty_folder(path: str | Path) -> Path:
+    """`path`, checked to be absent or an empty folder (what `atomic_folder` may replace).
+
+    Raises:
+        SpotterError: If it exists and is anything else.
+    """
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise SpotterError("output folder exists and is not empty", path)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_folder(path: str | Path) -> Iterator[Path]:
     """Yields a new folder beside `path` to fill; renames it onto `path` only if the block succeeds.
@@ -40,9 +52,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     Raises:
         SpotterError: If `path` exists and is not an empty folder (nothing already there is touched).
     """
-    path = Path(path)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise SpotterError("output folder exists and is not empty", path)
+    path = require_empty_folder(path)
     ensure_writable_dir(path.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:

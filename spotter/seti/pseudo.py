@@ -23,7 +23,7 @@ import pandas as pd
 
 from spotter.engine.pseudo import select_pseudo
 from spotter.errors import SpotterError
-from spotter.io import atomic_folder, read_csv, write_csv, write_json
+from spotter.io import atomic_folder, read_csv, require_empty_folder, write_csv, write_json
 from spotter.progress import NullReporter, Reporter
 from spotter.seti.data import SPLITS, list_split, sample_path
 
@@ -64,8 +64,7 @@ def make_pseudo_dataset(
     from spotter.seti.ensemble import test_predictions
 
     data_dir, out = Path(data_dir), Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise SpotterError("output folder exists and is not empty", out)  # before the (slow) predictions
+    require_empty_folder(out)  # before the (slow) predictions; `atomic_folder` checks again when writing
     if out.resolve() == data_dir.resolve():
         raise SpotterError("output folder must differ from the data folder", out)
     train = list_split(data_dir, "train")

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from spotter.errors import SpotterError
-from spotter.io import atomic_folder, read_csv, write_csv, write_json
+from spotter.io import atomic_folder, read_csv, require_empty_folder, write_csv, write_json
 from spotter.progress import NullReporter, Reporter
 from spotter.whale.layout import BBOX_CSV, TEST_CSV, TEST_DIR, TEST_LABELS_CSV, TRAIN_COLUMNS, TRAIN_CSV, TRAIN_DIR
 
@@ -78,8 +78,7 @@ def make_pseudo_dataset(
     from spotter.whale.ensemble import blend_candidates, compatible_run_scores
 
     data_dir, out = Path(data_dir), Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise SpotterError("output folder exists and is not empty", out)  # before the (slow) embedding
+    require_empty_folder(out)  # before the (slow) embedding; `atomic_folder` checks again when writing
     if out.resolve() == data_dir.resolve():
         raise SpotterError("output folder must differ from the data folder", out)
     data = read_whale_data(data_dir)
