@@ -101,7 +101,8 @@ def score_by_group(submission: str | Path, truth: str | Path, column: str) -> pd
     rows = []
     for group in sorted(set(groups)):
         idx = np.flatnonzero(groups == group)
-        rows.append({"group": group, "count": len(idx), name: map_at_5([targets[i] for i in idx], [scores[i] for i in idx])})
+        group_map = map_at_5([targets[i] for i in idx], [scores[i] for i in idx])
+        rows.append({"group": group, "count": len(idx), name: group_map})
     return pd.DataFrame(rows, columns=["group", "count", name])
 
 

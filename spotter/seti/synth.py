@@ -3,10 +3,10 @@
 Noise parameters come from setigen's sample of real Green Bank Telescope observations, and the signal
 paths and profiles are setigen's own functions (`constant_path`, `squared_path`, `sine_path`,
 `gaussian_f_profile`; pulses reproduce `periodic_gaussian_t_profile`, vectorized) evaluated on the whole
-cadence at once. What differs from plain setigen is speed: the chi-squared radiometer noise is drawn in bulk from numpy's `Generator`
-(setigen uses the slow legacy global state), and a signal is only rendered in a narrow band around its
-path. Panels are contiguous in time, so one path is continuous across ON, OFF, ON, OFF, ON, OFF, as in
-setigen's `OrderedCadence(order="ABACAD")`.
+cadence at once. What differs from plain setigen is speed: the chi-squared radiometer noise is drawn in bulk
+from numpy's `Generator` (setigen uses the slow legacy global state), and a signal is only rendered in a
+narrow band around its path. Panels are contiguous in time, so one path is continuous across ON, OFF, ON,
+OFF, ON, OFF, as in setigen's `OrderedCadence(order="ABACAD")`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ Happywhale winners' largest single gain):
   are right.
 
 A test photo is chosen when its top-1 score (the runs' blended per-individual score, as `spotter ensemble`
-ranks) clears the threshold and, optionally, leads the runner-up's by a margin. Rows that were pseudo-labels in DATA itself are replaced, not kept.
+ranks) clears the threshold and, optionally, leads the runner-up's by a margin. Rows that were pseudo-labels
+in DATA itself are replaced, not kept.
 """
 
 from __future__ import annotations
