@@ -68,6 +68,40 @@ class TrainConfig:
     mixing: MixingConfig = field(default_factory=MixingConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
+    def check(self) -> None:
+        """Checks values whose type is right but whose range is not; task configs extend it with their keys.
+
+        Runs when the config loads, before any slow work (and before torch is imported).
+
+        Raises:
+            SpotterError: Naming the first key out of range.
+        """
+        require_all(self, [
+            (self.epochs >= 1, "epochs", "at least 1"),
+            (self.batch_size >= 1, "batch_size", "at least 1"),
+            (self.lr > 0, "lr", "positive"),
+            (self.n_folds >= 2, "n_folds", "at least 2"),
+            (all(-1 <= f < self.n_folds for f in self.train_folds), "train_folds", f"folds in -1..{self.n_folds - 1}"),
+            (self.num_workers >= 0, "num_workers", "0 or more"),
+            (self.image_size >= 0, "image_size", "0 or more"),
+            (self.grad_accum >= 1, "grad_accum", "at least 1"),
+            (0 <= self.ema_decay < 1, "ema_decay", "in [0, 1)"),
+            (self.mixed_precision in MIXED_PRECISION, "mixed_precision", " | ".join(MIXED_PRECISION)),
+            (0 <= self.mixing.until <= 1, "mixing.until", "in [0, 1]"),
+            (0 <= self.mixing.prob <= 1, "mixing.prob", "in [0, 1]"),
+        ])
+
+
+def require_all(config: Any, checks: list[tuple[bool, str, str]]) -> None:
+    """Raises for the first failed (ok, dotted key, what was expected) check, naming the key and its value.
+
+    Raises:
+        SpotterError: `config key 'KEY' must be EXPECTED, got VALUE`.
+    """
+    for ok, key, expected in checks:
+        if not ok:
+            raise SpotterError(f"config key {key!r} must be {expected}, got {_get(config, key)!r}")
+
 
 C = TypeVar("C", bound=TrainConfig)
 
@@ -112,29 +146,8 @@ def load_config(schema: type[C], path: str | Path | None = None, overrides: list
         config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         raise SpotterError(f"config key {_key(err)!r}: {_first_line(err)}") from None
-    validate(config)
+    config.check()
     return config
-
-
-def validate(config: TrainConfig) -> None:
-    """Checks values whose type is right but whose range is not."""
-    checks = [
-        (config.epochs >= 1, "epochs", "at least 1"),
-        (config.batch_size >= 1, "batch_size", "at least 1"),
-        (config.lr > 0, "lr", "positive"),
-        (config.n_folds >= 2, "n_folds", "at least 2"),
-        (all(-1 <= f < config.n_folds for f in config.train_folds), "train_folds", f"folds in -1..{config.n_folds - 1}"),
-        (config.num_workers >= 0, "num_workers", "0 or more"),
-        (config.image_size >= 0, "image_size", "0 or more"),
-        (config.grad_accum >= 1, "grad_accum", "at least 1"),
-        (0 <= config.ema_decay < 1, "ema_decay", "in [0, 1)"),
-        (config.mixed_precision in MIXED_PRECISION, "mixed_precision", " | ".join(MIXED_PRECISION)),
-        (0 <= config.mixing.until <= 1, "mixing.until", "in [0, 1]"),
-        (0 <= config.mixing.prob <= 1, "mixing.prob", "in [0, 1]"),
-    ]
-    for ok, key, expected in checks:
-        if not ok:
-            raise SpotterError(f"config key {key!r} must be {expected}, got {_get(config, key)!r}")
 
 
 def to_yaml(config: TrainConfig) -> str:
@@ -161,4 +174,4 @@ def _first_line(err: Exception) -> str:
     return str(err).splitlines()[0]
 
 
-__all__ = ["TrainConfig", "MixingConfig", "LossConfig", "load_config", "to_yaml", "default_config_path", "MISSING"]
+__all__ = ["TrainConfig", "MixingConfig", "LossConfig", "load_config", "require_all", "to_yaml", "default_config_path", "MISSING"]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from spotter.config import TrainConfig
-from spotter.errors import SpotterError
+from spotter.config import TrainConfig, require_all
 
 HEADS = ("arcface", "subcenter")
 THRESHOLD_MODES = ("best", "ratio")
@@ -98,6 +97,25 @@ class WhaleConfig(TrainConfig):
     retrieval: WhaleRetrievalConfig = field(default_factory=WhaleRetrievalConfig)
     use_bboxes: bool = True  # crop to bboxes.csv when the data folder has one
 
+    def check(self) -> None:
+        """The common checks, then the whale sections' ranges."""
+        super().check()
+        r = self.retrieval
+        require_all(self, [
+            (self.image_size >= 16, "image_size", "at least 16"),
+            (self.head.name in HEADS, "head.name", " | ".join(HEADS)),
+            (self.head.subcenters >= 1, "head.subcenters", "at least 1"),
+            (self.head.scale > 0, "head.scale", "positive"),
+            (self.model.embedding_size >= 2, "model.embedding_size", "at least 2"),
+            (len(self.augment.crop_scale) == 2 and 0 < self.augment.crop_scale[0] <= self.augment.crop_scale[1] <= 1,
+             "augment.crop_scale", "[low, high] within (0, 1]"),
+            (r.k >= 1, "retrieval.k", "at least 1"),
+            (0 <= r.head_weight <= 1, "retrieval.head_weight", "in [0, 1]"),
+            (r.threshold_mode in THRESHOLD_MODES, "retrieval.threshold_mode", " | ".join(THRESHOLD_MODES)),
+            (0 <= r.new_ratio <= 1, "retrieval.new_ratio", "in [0, 1]"),
+            (self.mixing.name == "none", "mixing.name", "none (id labels cannot be mixed)"),
+        ])
+
 
 def pretrained_value(value: str) -> bool | str:
     """`model.pretrained` as `create_backbone` takes it: True, False or a path."""
@@ -109,32 +127,6 @@ def pretrained_value(value: str) -> bool | str:
     return str(value)
 
 
-def validate_whale(cfg: WhaleConfig) -> None:
-    """Checks the whale sections' ranges.
-
-    Raises:
-        SpotterError: Naming the first key out of range.
-    """
-    r = cfg.retrieval
-    checks = [
-        (cfg.image_size >= 16, "image_size", "at least 16"),
-        (cfg.head.name in HEADS, "head.name", " | ".join(HEADS)),
-        (cfg.head.subcenters >= 1, "head.subcenters", "at least 1"),
-        (cfg.head.scale > 0, "head.scale", "positive"),
-        (cfg.model.embedding_size >= 2, "model.embedding_size", "at least 2"),
-        (len(cfg.augment.crop_scale) == 2 and 0 < cfg.augment.crop_scale[0] <= cfg.augment.crop_scale[1] <= 1,
-         "augment.crop_scale", "[low, high] within (0, 1]"),
-        (r.k >= 1, "retrieval.k", "at least 1"),
-        (0 <= r.head_weight <= 1, "retrieval.head_weight", "in [0, 1]"),
-        (r.threshold_mode in THRESHOLD_MODES, "retrieval.threshold_mode", " | ".join(THRESHOLD_MODES)),
-        (0 <= r.new_ratio <= 1, "retrieval.new_ratio", "in [0, 1]"),
-        (cfg.mixing.name == "none", "mixing.name", "none (id labels cannot be mixed)"),
-    ]
-    for ok, key, expected in checks:
-        if not ok:
-            raise SpotterError(f"config key {key!r} must be {expected}")
-
-
 __all__ = [
     "WhaleConfig",
     "WhaleModelConfig",
@@ -142,5 +134,4 @@ __all__ = [
     "WhaleAugmentConfig",
     "WhaleRetrievalConfig",
     "pretrained_value",
-    "validate_whale",
 ]

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from spotter.errors import SpotterError
 from spotter.io import atomic_path
 from spotter.metrics import NEW_INDIVIDUAL
-from spotter.whale.config import WhaleConfig, validate_whale
+from spotter.whale.config import WhaleConfig
 from spotter.whale.data import WhaleDataset, build_transform, encode_labels, read_whale_data
 from spotter.whale.model import HEAD_TOP, WhaleLoss, WhaleNet
 from spotter.whale.threshold import best_threshold
@@ -112,7 +112,6 @@ class WhaleTask:
         self.known: dict[int, set[str]] = {}  # fold → ids on its train side
 
     def load_samples(self, data_dir: Path, cfg: WhaleConfig) -> pd.DataFrame:
-        validate_whale(cfg)
         data = read_whale_data(data_dir, require_test=False)
         self.boxes = data.bboxes if cfg.use_bboxes else None
         self.vocab = sorted(set(data.train["individual_id"]))
