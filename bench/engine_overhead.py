@@ -24,8 +24,9 @@ from _plain_loop import plain_train  # bench/ is on the path when a script here 
 from spotter.config import load_config
 from spotter.engine.loop import fit_fold, seed_everything
 from spotter.engine.optim import create_optimizer
+from spotter.engine.rundir import RunDir
 from spotter.engine.runtime import Runtime
-from spotter.engine.task import BinaryTask
+from spotter.binary.task import BinaryTask
 from spotter.toy.config import ToyConfig
 from spotter.toy.task import BackbonePoolHead
 
@@ -61,7 +62,7 @@ def plain_loop(cfg, dataset: Dataset) -> float:
 def engine_loop(cfg, dataset: Dataset, runtime: Runtime, folder: Path) -> float:
     """`fit_fold` as `spotter train` runs it (full fit: checkpoints every epoch); returns samples/s."""
     started = time.perf_counter()
-    fit_fold(BenchTask(), cfg, runtime, dataset, None, None, None, folder, fold=-1)
+    fit_fold(BenchTask(), cfg, runtime, dataset, None, None, None, RunDir(folder), fold=-1)
     steps = cfg.epochs * (len(dataset) // cfg.batch_size)
     return steps * cfg.batch_size / (time.perf_counter() - started)
 

@@ -29,6 +29,7 @@ from _plain_loop import plain_train  # bench/ is on the path when a script here 
 from spotter.config import default_config_path, load_config
 from spotter.engine.loop import fit_fold, seed_everything
 from spotter.engine.optim import create_optimizer
+from spotter.engine.rundir import RunDir
 from spotter.engine.runtime import Runtime
 from spotter.models.losses import create_loss
 from spotter.seti.config import SetiConfig
@@ -58,7 +59,7 @@ def plain_loop(cfg: SetiConfig, dataset) -> float:
 
 def engine_loop(cfg: SetiConfig, dataset, folder: Path) -> float:
     started = time.perf_counter()
-    fit_fold(SetiTask(), cfg, Runtime(cfg.mixed_precision), dataset, None, None, None, folder, fold=-1)
+    fit_fold(SetiTask(), cfg, Runtime(cfg.mixed_precision), dataset, None, None, None, RunDir(folder), fold=-1)
     return cfg.epochs * (len(dataset) // cfg.batch_size) * cfg.batch_size / (time.perf_counter() - started)
 
 

@@ -22,7 +22,7 @@ def main() -> None:
     from spotter.metrics import score_files
     from spotter.whale.baseline import imagenet_baseline, new_first_baseline
     from spotter.whale.config import WhaleConfig
-    from spotter.whale.predict import predict_submission
+    from spotter.engine.predict import predict_submission
     from spotter.whale.task import WhaleTask
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -35,9 +35,10 @@ def main() -> None:
     cfg = load_config(WhaleConfig, default_config_path("whale"), args.overrides)
 
     started = time.perf_counter()
-    result = train(WhaleTask(), data, cfg, out / "run")
+    result = train(WhaleTask(), data, cfg, out / "run", overwrite=True)
     trained = time.perf_counter()
-    submission, calibration = predict_submission(out / "run", data, out / "submission.csv")
+    submission = out / "submission.csv"
+    calibration = predict_submission(WhaleTask(), out / "run", data, submission).record
     predicted = time.perf_counter()
     _, score = score_files(submission, truth)
     print(f"trained      test MAP@5 {score:.4f}  (oof head {result.oof_metric:.4f}, oof kNN+head "

@@ -1,18 +1,15 @@
 """The `spotter` command: parses arguments, calls the library, prints, maps SpotterError to exit code 2.
 
-Each task package contributes its sub-commands through `<task>.cli.register(subparsers, common)`.
+Every task in the registry (`spotter.tasks`) gets `spotter <task> train` and `predict`, plus its own sub-commands.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
 from spotter.errors import SpotterError
-
-TASK_CLIS = ("spotter.toy.cli", "spotter.seti.cli", "spotter.whale.cli", "spotter.ensemble_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,8 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo", help="folder for the demo's data and runs (default: demo)")
     demo.set_defaults(func=_demo)
 
-    for name in TASK_CLIS:
-        importlib.import_module(name).register(commands, common)
+    from spotter import ensemble_cli
+    from spotter.commands import add_task_commands
+    from spotter.tasks import iter_tasks
+
+    for spec in iter_tasks():
+        add_task_commands(commands, common, spec)
+    ensemble_cli.register(commands, common)
     return parser
 
 

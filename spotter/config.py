@@ -155,9 +155,11 @@ def to_yaml(config: TrainConfig) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(config))
 
 
-def default_config_path(task: str) -> Path:
-    """`configs/<task>/cpu.yaml`, the default that fits a 2-core laptop."""
-    return CONFIG_ROOT / task / "cpu.yaml"
+def default_config_path(task: str) -> Path | None:
+    """`configs/<task>/cpu.yaml`, the default that fits a 2-core laptop; None when the task ships none (its
+    config schema's defaults apply then)."""
+    path = CONFIG_ROOT / task / "cpu.yaml"
+    return path if path.is_file() else None
 
 
 def _get(config: Any, dotted: str) -> Any:

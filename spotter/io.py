@@ -102,6 +102,21 @@ def ensure_writable_dir(path: str | Path) -> Path:
     return path
 
 
+def check_output_file(path: str | Path) -> Path:
+    """`path`, checked to be a file we can write (before slow work): not a folder, in a writable folder.
+
+    Raises:
+        SpotterError: If `path` is an existing folder, or its folder cannot be created or written to.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise SpotterError("is a folder; expected a file name to write", path)
+    ensure_writable_dir(path.parent)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise SpotterError("file exists and is not writable", path)
+    return path
+
+
 def read_csv(path: str | Path, required: list[str] | None = None, dtype: Any = None) -> pd.DataFrame:
     """Reads a CSV, raising SpotterError naming the file when it is missing, unreadable or lacks columns."""
     path = Path(path)

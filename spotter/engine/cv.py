@@ -1,12 +1,10 @@
-"""k-fold cross-validation: folds.csv (stratified or grouped), the folds to train, out-of-fold predictions.
+"""k-fold cross-validation: folds (stratified or grouped), the folds to train, out-of-fold predictions.
 
-A run folder holds `config.yaml`, `folds.csv`, `fold<k>/` (or `full/` for a fit on all data), `oof.*` and
-`metrics.json`; it is self-contained, so prediction needs nothing else.
+The run folder's layout belongs to `spotter.engine.rundir`; this module asks a `RunDir` for every path.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,23 +15,13 @@ import pandas as pd
 import torch
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
-from spotter.config import TrainConfig, to_yaml
+from spotter.config import TrainConfig
 from spotter.engine.loop import FoldResult, fit_fold
+from spotter.engine.rundir import FULL_FIT, RunDir, Start, fold_name, folds_to_train
 from spotter.engine.runtime import Runtime
 from spotter.engine.task import Task
 from spotter.errors import SpotterError
-from spotter.io import ensure_writable_dir, read_csv, write_csv, write_json, write_text
 from spotter.progress import NullReporter, Reporter
-
-FOLDS = "folds.csv"
-METRICS = "metrics.json"
-CONFIG = "config.yaml"
-FULL_FIT = -1
-
-
-def fold_dir_name(fold: int) -> str:
-    """`fold<k>` for a CV fold, `full` for the fit on all data."""
-    return "full" if fold == FULL_FIT else f"fold{fold}"
 
 
 def make_folds(
@@ -79,19 +67,24 @@ def _strata(column: pd.Series) -> pd.Series:
     return column
 
 
-def folds_to_train(cfg: TrainConfig) -> list[int]:
-    """The folds a run trains: `train_folds`, or every fold when it is empty."""
-    return list(cfg.train_folds) if cfg.train_folds else list(range(cfg.n_folds))
-
-
 @dataclass
 class RunResult:
-    """What a training run produced."""
+    """What a training run produced.
+
+    Attributes:
+        run_dir: The run folder.
+        folds: Each trained fold's result (empty when `resume=true` found the run finished).
+        oof_metric: The out-of-fold metric (None for a full fit only).
+        oof_path: The out-of-fold file, written by the main process.
+        already_finished: True when the run was finished before and nothing was trained or written.
+    """
 
     run_dir: Path
     folds: list[FoldResult]
     oof_metric: float | None
     oof_path: Path | None
+    already_finished: bool = False
+    metric_name: str = "metric"
 
 
 def train(
@@ -102,51 +95,61 @@ def train(
     runtime: Runtime | None = None,
     reporter: Reporter | None = None,
     on_epoch_end: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> RunResult:
     """Trains the configured folds of `task` on `data_dir` into `run_dir`.
+
+    A folder that already holds a run is refused unless `cfg.resume` (continue it; a finished run is left
+    untouched) or `overwrite` (remove it first); a non-empty folder that holds no run is always refused.
 
     Args:
         task: The problem.
         data_dir: The task's data folder.
-        cfg: The resolved config (written to `run_dir/config.yaml`).
-        run_dir: The run folder; with `cfg.resume` an interrupted run continues there.
+        cfg: The resolved config (written to the run folder).
+        run_dir: The run folder.
         runtime: The Accelerate adapter; one is made from the config if None.
         reporter: Progress and messages (silent if None).
         on_epoch_end: Called with (fold, epoch) after each epoch's state is saved.
+        overwrite: Replace a run already in `run_dir`.
 
     Raises:
-        SpotterError: On a missing data folder, an unwritable run folder or bad data.
+        SpotterError: On a missing data folder, a run folder that may not be trained into, or bad data.
     """
     reporter = reporter or NullReporter()
-    data_dir, run_dir = Path(data_dir), Path(run_dir)
+    data_dir, run = Path(data_dir), RunDir(run_dir)
     if not data_dir.is_dir():
         raise SpotterError("data folder not found", data_dir)
-    ensure_writable_dir(run_dir)
+    runtime = runtime or Runtime(cfg.mixed_precision)
+    start = run.plan_start(cfg, overwrite)  # every process decides before the main one changes anything
+    runtime.wait()
+    if start is Start.FINISHED:
+        metrics = run.read_metrics()
+        oof = next((p for p in (run.oof_table, run.oof_arrays) if p.is_file()), None)
+        return RunResult(run.path, [], metrics.get("oof_metric"), oof, already_finished=True,
+                         metric_name=metrics.get("metric_name", "metric"))
+    if runtime.is_main:
+        run.begin(start)
+    runtime.wait()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    runtime = runtime or Runtime(cfg.mixed_precision)
     if not runtime.is_main:
         reporter = NullReporter()
     started = time.perf_counter()
 
-    if cfg.resume and runtime.is_main:
-        # temporary files of writes cut short by a kill; the real files they were to replace are intact
-        for stale in run_dir.rglob(".*.tmp"):
-            stale.unlink()
     rows = task.load_samples(data_dir, cfg).reset_index(drop=True)
-    folds_path = run_dir / FOLDS
-    if cfg.resume and folds_path.is_file():
-        saved = read_csv(folds_path, required=[task.id_column, "fold"], dtype={task.id_column: str})
+    if start is Start.RESUME and run.folds_path.is_file():
+        saved = run.read_folds(task.id_column)
         if list(saved[task.id_column]) != list(rows[task.id_column].astype(str)):
-            raise SpotterError("samples differ from the run being resumed", folds_path)
+            raise SpotterError("samples differ from the run being resumed", run.folds_path)
         rows["fold"] = saved["fold"].to_numpy()
     else:
         rows["fold"] = make_folds(
-            rows, cfg.n_folds, cfg.seed if cfg.fold_seed is None else cfg.fold_seed, stratify=cfg.stratify_by or task.target_column, group=cfg.group_by
+            rows, cfg.n_folds, cfg.seed if cfg.fold_seed is None else cfg.fold_seed,
+            stratify=cfg.stratify_by or task.target_column, group=cfg.group_by,
         )
     if runtime.is_main:
-        write_text(run_dir / CONFIG, to_yaml(cfg))
-        write_csv(folds_path, rows[[task.id_column, "fold"]])
+        run.write_config(cfg)
+        run.write_folds(rows[[task.id_column, "fold"]])
     runtime.wait()
 
     results: list[FoldResult] = []
@@ -154,12 +157,13 @@ def train(
     for fold in folds_to_train(cfg):
         is_full = fold == FULL_FIT
         train_rows = rows if is_full else rows[rows["fold"] != fold].reset_index(drop=True)
-        valid_rows = None if is_full else rows[rows["fold"] == fold].reset_index(drop=True)
+        valid_rows = None
+        if not is_full:
+            valid_rows = task.prepare_validation(train_rows, rows[rows["fold"] == fold].reset_index(drop=True))
         train_set, valid_set = task.create_datasets(data_dir, train_rows, valid_rows, cfg)
-        fold_dir = run_dir / fold_dir_name(fold)
-        fold_dir.mkdir(parents=True, exist_ok=True)
+        run.fold_dir(fold).mkdir(parents=True, exist_ok=True)
         result = fit_fold(
-            task, cfg, runtime, train_set, valid_set, valid_rows, train_rows, fold_dir, fold, reporter,
+            task, cfg, runtime, train_set, valid_set, valid_rows, train_rows, run, fold, reporter,
             on_epoch_end=(lambda epoch, fold=fold: on_epoch_end(fold, epoch)) if on_epoch_end else None,
         )
         results.append(result)
@@ -175,32 +179,30 @@ def train(
         oof_rows, oof_predictions = oof_rows[keep].reset_index(drop=True), oof_predictions[keep]
         oof_metric = task.metric(oof_rows, oof_predictions)
         if runtime.is_main:
-            oof_path = task.write_oof(run_dir, oof_rows, oof_predictions)
+            oof_path = task.write_oof(run, oof_rows, oof_predictions)
     if runtime.is_main:
-        write_json(run_dir / METRICS, _metrics(task, cfg, results, oof_metric, runtime, time.perf_counter() - started))
+        run.write_metrics(_metrics(task, cfg, results, oof_metric, runtime, time.perf_counter() - started))
     runtime.wait()
-    return RunResult(run_dir, results, oof_metric, oof_path)
+    return RunResult(run.path, results, oof_metric, oof_path, metric_name=_metric_name(task))
+
+
+def _metric_name(task: Task) -> str:
+    return getattr(task, "metric_name", "metric")
 
 
 def _metrics(task: Task, cfg: TrainConfig, results: list[FoldResult], oof_metric, runtime, seconds) -> dict:
-    fold_metrics = {fold_dir_name(r.fold): r.best_metric for r in results}
+    fold_metrics = {fold_name(r.fold): r.best_metric for r in results}
     scored = [m for m in fold_metrics.values() if m is not None]
     return {
         "task": task.name,
+        "folds": folds_to_train(cfg),
+        "metric_name": _metric_name(task),
         "oof_metric": oof_metric,
         "fold_metric": fold_metrics,
         "fold_metric_mean": float(np.mean(scored)) if scored else None,
         "fold_metric_std": float(np.std(scored)) if scored else None,
-        "best_epoch": {fold_dir_name(r.fold): r.best_epoch for r in results},
+        "best_epoch": {fold_name(r.fold): r.best_epoch for r in results},
         "processes": runtime.num_processes,
         "mixed_precision": runtime.mixed_precision,
         "seconds": round(seconds, 2),
     }
-
-
-def read_metrics(run_dir: str | Path) -> dict:
-    """The `metrics.json` of a finished run."""
-    path = Path(run_dir) / METRICS
-    if not path.is_file():
-        raise SpotterError("not a finished run folder (no metrics.json)", run_dir)
-    return json.loads(path.read_text())

@@ -12,7 +12,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,15 +24,12 @@ from torch.utils.data import Dataset
 from spotter.config import TrainConfig
 from spotter.engine.mixing import create_mixer
 from spotter.engine.optim import create_optimizer, set_lr, warmup_cosine
+from spotter.engine.rundir import RunDir
 from spotter.engine.runtime import Runtime
 from spotter.engine.task import Task
 from spotter.errors import SpotterError
 from spotter.io import atomic_path, write_csv
 from spotter.progress import NullReporter, Reporter
-
-BEST_WEIGHTS = "best.safetensors"
-RESUME_STATE = "state.pt"
-LOG = "log.csv"
 
 
 @dataclass
@@ -65,7 +61,7 @@ def fit_fold(
     valid_set: Dataset | None,
     valid_rows: pd.DataFrame | None,
     train_rows: pd.DataFrame,
-    fold_dir: Path,
+    run: RunDir,
     fold: int,
     reporter: Reporter = NullReporter(),
     on_epoch_end: Callable[[int], None] | None = None,
@@ -80,7 +76,7 @@ def fit_fold(
         valid_set: Validation samples, or None for a full fit (the last epoch is kept).
         valid_rows: The rows behind `valid_set`, for the metric.
         train_rows: The rows behind `train_set` (class counts for margins, etc.).
-        fold_dir: Where `best.safetensors`, `state.pt` and `log.csv` go.
+        run: The run folder; the fold's best weights, resume state and log go where it says.
         fold: Fold number (-1 for a full fit); part of the seed.
         reporter: Progress bars and epoch summaries.
         on_epoch_end: Called with the epoch number after its state is saved (tests use it to interrupt).
@@ -107,7 +103,7 @@ def fit_fold(
     total_steps = cfg.epochs * updates_per_epoch
     warmup_steps = round(cfg.warmup_epochs * updates_per_epoch)
 
-    state_path, best_path = fold_dir / RESUME_STATE, fold_dir / BEST_WEIGHTS
+    state_path, best_path, log_path = run.state_path(fold), run.weights_path(fold), run.log_path(fold)
     start_epoch, best_metric, best_epoch, log = 0, None, -1, []
     best_index, best_predictions = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     if cfg.resume and state_path.is_file():
@@ -118,7 +114,7 @@ def fit_fold(
             ema.load_state_dict(state["ema"])
         start_epoch, best_metric, best_epoch = state["epoch"] + 1, state["best_metric"], state["best_epoch"]
         best_index, best_predictions = state["best_index"].numpy(), state["best_predictions"].numpy()
-        log = pd.read_csv(fold_dir / LOG).to_dict("records")[: start_epoch]
+        log = pd.read_csv(log_path).to_dict("records")[: start_epoch]
 
     step = start_epoch * updates_per_epoch
     mixing_epochs = math.floor(cfg.mixing.until * cfg.epochs + 1e-9)
@@ -176,7 +172,7 @@ def fit_fold(
             if improved:
                 with atomic_path(best_path) as tmp:
                     save_model(eval_model, str(tmp))
-            write_csv(fold_dir / LOG, pd.DataFrame(log))
+            write_csv(log_path, pd.DataFrame(log))
             state = {
                 "model": runtime.unwrap(model).state_dict(),
                 "optimizer": optimizer.state_dict(),

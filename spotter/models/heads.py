@@ -111,11 +111,20 @@ class SubCenterArcFace(ArcFace):
         super().__init__(in_features, num_classes, subcenters=subcenters, **kwargs)
 
 
-HEADS = {"arcface": ArcFace, "subcenter_arcface": SubCenterArcFace}
+def plain_arcface(in_features: int, num_classes: int, *, subcenters: int = 1, **kwargs) -> ArcFace:
+    """ArcFace with one centre per class, whatever `subcenters` says (that setting is the `subcenter` head's)."""
+    return ArcFace(in_features, num_classes, **kwargs)
+
+
+HEADS = {"arcface": plain_arcface, "subcenter": SubCenterArcFace}
 
 
 def create_head(name: str, in_features: int, num_classes: int, **kwargs) -> nn.Module:
-    """A margin head by name (`arcface`, `subcenter_arcface`)."""
+    """A margin head by name (`arcface`, `subcenter`); kwargs as `ArcFace` takes them.
+
+    Raises:
+        ValueError: On an unknown name.
+    """
     if name not in HEADS:
         raise ValueError(f"unknown head {name!r}; expected one of {', '.join(HEADS)}")
     return HEADS[name](in_features, num_classes, **kwargs)

@@ -1,4 +1,5 @@
-"""`spotter seti ...` sub-commands: synth, check, baseline, train, predict, pseudo, report, scan."""
+"""`spotter seti ...` sub-commands of its own: synth, check, baseline, pseudo, report, scan (train and predict
+come from the task registry)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from spotter.commands import add_train_command, run_train
 from spotter.seti.pseudo_cli import add_pseudo_command
 
 
-def register(commands, common: argparse.ArgumentParser) -> None:
-    """Adds the `seti` command and its sub-commands to the `spotter` parser."""
-    seti = commands.add_parser("seti", parents=[common], help="SETI Breakthrough Listen needles")
-    sub = seti.add_subparsers(dest="seti_command", required=True, metavar="COMMAND")
+def register(sub, common: argparse.ArgumentParser) -> None:
+    """Adds the seti task's own sub-commands."""
 
     synth = sub.add_parser("synth", parents=[common], help="generate a data set in the Kaggle layout")
     synth.add_argument("out", help="output folder")
@@ -34,15 +32,6 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     baseline.add_argument("--details", help="optional CSV with the best drift, channel and SNRs per sample")
     baseline.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     baseline.set_defaults(func=_baseline)
-
-    add_train_command(sub, common, "seti", _train)
-
-    predict = sub.add_parser("predict", parents=[common], help="predict DATA's test set with a trained run")
-    predict.add_argument("run", help="run folder written by `spotter seti train`")
-    predict.add_argument("data", help="data folder in the Kaggle layout (reads sample_submission.csv, test/)")
-    predict.add_argument("--out", required=True, help="submission CSV (id,target)")
-    predict.add_argument("--no-tta", action="store_true", help="no test-time flips (the run's `tta` list)")
-    predict.set_defaults(func=_predict)
 
     add_pseudo_command(sub, common)
 
@@ -98,32 +87,6 @@ def _baseline(args: argparse.Namespace) -> int:
     if args.details:
         write_csv(args.details, scores)
     print(f"wrote {len(scores)} scores to {args.out}")
-    return 0
-
-
-def _train(args: argparse.Namespace) -> int:
-    from spotter.seti.config import SetiConfig
-
-    def make_task():
-        from spotter.seti.task import SetiTask
-
-        return SetiTask()
-
-    def write_report(run_dir, data_dir):
-        from spotter.seti.report import make_report
-
-        return make_report(run_dir, data_dir)
-
-    run_train(args, "seti", SetiConfig, make_task, write_report)
-    return 0
-
-
-def _predict(args: argparse.Namespace) -> int:
-    from spotter.progress import create_reporter
-    from spotter.seti.task import predict_submission
-
-    out = predict_submission(args.run, args.data, args.out, tta=not args.no_tta, reporter=create_reporter(args.quiet))
-    print(f"submission: {out}")
     return 0
 
 

@@ -14,6 +14,9 @@ from spotter.progress import NullReporter, Reporter
 from spotter.seti import CADENCE_SHAPE
 
 CADENCE_DTYPE = np.float16
+OLD_DATA_DIR = "old_leaky_data"  # the relaunched competition's first (leaky) data, optional
+TRAIN_META = "train_meta.csv"  # how each training sample was made (generated data and pseudo-label folders)
+TEST_LABELS = "test_labels.csv"  # the test set's truth, where known (generated data)
 
 
 @dataclass(frozen=True)
@@ -29,8 +32,8 @@ class Split:
 SPLITS = {
     "train": Split("train", "train", "train_labels.csv", True),
     "test": Split("test", "test", "sample_submission.csv", True),
-    "train_old": Split("train_old", "old_leaky_data/train_old", "old_leaky_data/train_labels_old.csv", False),
-    "test_old": Split("test_old", "old_leaky_data/test_old", "old_leaky_data/test_labels_old.csv", False),
+    "train_old": Split("train_old", f"{OLD_DATA_DIR}/train_old", f"{OLD_DATA_DIR}/train_labels_old.csv", False),
+    "test_old": Split("test_old", f"{OLD_DATA_DIR}/test_old", f"{OLD_DATA_DIR}/test_labels_old.csv", False),
 }
 
 

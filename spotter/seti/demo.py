@@ -18,7 +18,8 @@ def seti_demo(out: str | Path, reporter: Reporter = NullReporter(), n_train: int
     from spotter.seti.dedoppler import baseline_scores
     from spotter.seti.report import make_report
     from spotter.seti.synth import write_synthetic
-    from spotter.seti.task import SetiTask, predict_submission
+    from spotter.engine.predict import predict_submission
+    from spotter.seti.task import SetiTask
 
     out = Path(out)
     data = out / "data"
@@ -31,8 +32,9 @@ def seti_demo(out: str | Path, reporter: Reporter = NullReporter(), n_train: int
 
     # the cpu config, shortened: the demo shows the pipeline, `spotter seti train` gives the real figures
     cfg = load_config(SetiConfig, default_config_path("seti"), ["epochs=6", "augment.inject=0.5"])
-    result = train(SetiTask(), data, cfg, out / "run", reporter=reporter)
-    submission = predict_submission(out / "run", data, out / "submission.csv", reporter=reporter)
+    result = train(SetiTask(), data, cfg, out / "run", reporter=reporter, overwrite=True)
+    submission = out / "submission.csv"
+    predict_submission(SetiTask(), out / "run", data, submission, reporter=reporter)
     report = make_report(out / "run", data)
     yield f"seti: CNN out-of-fold AUC {result.oof_metric:.4f}, test AUC {score_files(submission, truth)[1]:.4f}"
     yield f"seti: data {data}, run {out / 'run'}, report {report}, submission {submission}"

@@ -1,4 +1,4 @@
-"""SETI inputs to the engine's ensembles: cached test predictions of a run, de-Doppler features for stacking."""
+"""SETI's part in ensembles: the id,target blender with the de-Doppler search's score as a stacking feature."""
 
 from __future__ import annotations
 
@@ -8,38 +8,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spotter.engine.ensemble import cache_key, cached_test_predictions, weights_fingerprint
+from spotter.binary.ensemble import BinaryBlender
+from spotter.engine.rundir import cache_key
 from spotter.errors import SpotterError
 from spotter.io import read_csv, write_csv
 from spotter.progress import NullReporter, Reporter
 from spotter.seti.data import SPLITS
 
-FEATURES = ("dedoppler",)  # names accepted by `spotter ensemble --features`
 CACHE_DIR = ".spotter-cache"
+FEATURES_VERSION = "2"  # bump when the search's scores change, so cached features are recomputed
 
 
-def test_predictions(
-    run_dir: str | Path, data_dir: str | Path, tta: bool = True, reporter: Reporter = NullReporter()
-) -> tuple[pd.DataFrame, Path, bool]:
-    """A run's predictions (id,target) for DATA's test set, cached in the run folder.
-
-    The cache key covers DATA's `sample_submission.csv`, the TTA setting and the run's weight files, so a
-    different test set, `--no-tta` or a retrained run predicts afresh.
-
-    Returns:
-        The predictions, the cache file and whether it was already there.
-    """
-    from spotter.seti.task import predict_submission
-
-    submission = Path(data_dir) / SPLITS["test"].labels
-    if not submission.is_file():
-        raise SpotterError("file not found", submission)
-    if not (Path(run_dir) / "config.yaml").is_file():
-        raise SpotterError("not a run folder (no config.yaml)", run_dir)
-    key = cache_key(submission.read_bytes(), f"tta={bool(tta)}", weights_fingerprint(run_dir))
-    return cached_test_predictions(
-        run_dir, key, lambda path: predict_submission(run_dir, data_dir, path, tta=tta, reporter=reporter)
-    )
+def create_blender() -> BinaryBlender:
+    """`spotter ensemble` for SETI runs: mean, rank, weights, stack; `--features dedoppler` for the stack."""
+    return BinaryBlender({"dedoppler": dedoppler_features})
 
 
 def dedoppler_features(
@@ -58,7 +40,7 @@ def dedoppler_features(
     labels = Path(data_dir) / SPLITS[split].labels if split in SPLITS else None
     if labels is None or not labels.is_file():
         raise SpotterError(f"no label file for split {split!r}", data_dir)
-    cache = Path(data_dir) / CACHE_DIR / f"dedoppler-{split}-{cache_key(labels.read_bytes())}.csv"
+    cache = Path(data_dir) / CACHE_DIR / f"dedoppler-{split}-{cache_key(labels.read_bytes(), FEATURES_VERSION)}.csv"
     if cache.is_file():
         return read_csv(cache, dtype={"id": str})
     scores = baseline_scores(data_dir, split, workers=workers, reporter=reporter)
@@ -74,26 +56,3 @@ def dedoppler_features(
     if os.access(Path(data_dir), os.W_OK):
         write_csv(cache, features)
     return features
-
-
-def extra_features(
-    data_dir: str | Path, names: list[str], split: str, workers: int = 1, reporter: Reporter = NullReporter()
-) -> pd.DataFrame | None:
-    """The named extra stacking features (so far only "dedoppler") for a split, or None when none are named.
-
-    Raises:
-        SpotterError: On an unknown feature name.
-    """
-    unknown = sorted(set(names) - set(FEATURES))
-    if unknown:
-        raise SpotterError(f"unknown feature(s) {unknown}; expected {', '.join(FEATURES)}")
-    if not names:
-        return None
-    return dedoppler_features(data_dir, split, workers, reporter)
-
-
-def metric(targets: np.ndarray, predictions: np.ndarray) -> float:
-    """ROC AUC, the competition's metric."""
-    from spotter.metrics import roc_auc
-
-    return roc_auc(targets, predictions)

@@ -15,20 +15,19 @@ never in training twice.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from spotter.engine.pseudo import select_pseudo
+from spotter.binary.pseudo import select_pseudo
 from spotter.errors import SpotterError
-from spotter.io import atomic_folder, read_csv, require_empty_folder, write_csv, write_json
+from spotter.io import read_csv
 from spotter.progress import NullReporter, Reporter
-from spotter.seti.data import SPLITS, list_split, sample_path
+from spotter.pseudo import check_pseudo_output, write_pseudo_folder
+from spotter.seti.data import OLD_DATA_DIR, SPLITS, TEST_LABELS, TRAIN_META, list_split, sample_path
 
-LINKED = ("test", "sample_submission.csv", "test_labels.csv", "old_leaky_data")
-META = "train_meta.csv"
+LINKED = (SPLITS["test"].folder, SPLITS["test"].labels, TEST_LABELS, OLD_DATA_DIR)
 
 
 def make_pseudo_dataset(
@@ -61,15 +60,15 @@ def make_pseudo_dataset(
     Raises:
         SpotterError: On bad data, a bad selection, an `out` that is not empty, or test ids already in train.
     """
-    from spotter.seti.ensemble import test_predictions
+    from spotter.binary.ensemble import cached_test_predictions
+    from spotter.engine.rundir import RunDir
+    from spotter.seti.task import SetiTask
 
-    data_dir, out = Path(data_dir), Path(out)
-    require_empty_folder(out)  # before the (slow) predictions; `atomic_folder` checks again when writing
-    if out.resolve() == data_dir.resolve():
-        raise SpotterError("output folder must differ from the data folder", out)
+    data_dir = Path(data_dir)
+    out = check_pseudo_output(out, data_dir)  # before the (slow) predictions
     train = list_split(data_dir, "train")
     test = list_split(data_dir, "test")
-    predictions, cache, _ = test_predictions(run_dir, data_dir, tta=tta, reporter=reporter)
+    predictions, cache, _ = cached_test_predictions(SetiTask(), RunDir(run_dir), data_dir, tta=tta, reporter=reporter)
     if list(predictions["id"]) != list(test["id"]):
         raise SpotterError("cached predictions do not match sample_submission.csv's ids", cache)
     chosen = select_pseudo(predictions.rename(columns={"target": "pred"}), mode, top, bottom, threshold)
@@ -90,40 +89,32 @@ def make_pseudo_dataset(
     origin = np.where(labels["pseudo"] == 1, "pseudo", "train")
     labels["stratum"] = [f"{o}_{int(t >= 0.5)}" for o, t in zip(origin, labels["target"])]
     sources = list(original["path"]) + [str(sample_path(data_dir, "test", i)) for i in chosen["id"]]
-
-    with atomic_folder(out) as staging:
-        for sample_id, source in zip(labels["id"], sources):
-            link = sample_path(staging, "train", sample_id)
-            link.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(Path(source).resolve(), link)
-        for name in LINKED:
-            if (data_dir / name).exists():
-                os.symlink((data_dir / name).resolve(), staging / name)
-        write_csv(staging / SPLITS["train"].labels, labels)
-        _write_meta(data_dir, staging, original["id"], chosen["id"])
-        summary = {
-            "run": str(run_dir),
-            "data": str(data_dir),
-            "predictions": str(cache),
-            "mode": mode,
-            "selection": {"top": top, "bottom": bottom} if threshold is None else {"threshold": threshold},
-            "tta": tta,
-            "train_samples": int(len(original)),
-            "replaced_earlier_pseudo": int(earlier.sum()),
-            "pseudo_samples": int(len(chosen)),
-            "pseudo_positive": int((chosen["target"] >= 0.5).sum()),
-            "pseudo_negative": int((chosen["target"] < 0.5).sum()),
-            "pseudo_pred_range": [float(chosen["pred"].min()), float(chosen["pred"].max())] if len(chosen) else None,
-            "train_with": "spotter seti train DATA2 stratify_by=stratum",
-        }
-        write_json(staging / "pseudo.json", summary)
+    files = [(str(sample_path(".", "train", sample_id)), source) for sample_id, source in zip(labels["id"], sources)]
+    summary = {
+        "run": str(run_dir),
+        "data": str(data_dir),
+        "predictions": str(cache),
+        "mode": mode,
+        "selection": {"top": top, "bottom": bottom} if threshold is None else {"threshold": threshold},
+        "tta": tta,
+        "train_samples": int(len(original)),
+        "replaced_earlier_pseudo": int(earlier.sum()),
+        "pseudo_samples": int(len(chosen)),
+        "pseudo_positive": int((chosen["target"] >= 0.5).sum()),
+        "pseudo_negative": int((chosen["target"] < 0.5).sum()),
+        "pseudo_pred_range": [float(chosen["pred"].min()), float(chosen["pred"].max())] if len(chosen) else None,
+        "train_with": "spotter seti train DATA2 stratify_by=stratum",
+    }
+    tables = {SPLITS["train"].labels: labels, TRAIN_META: _meta(data_dir, original["id"], chosen["id"])}
+    write_pseudo_folder(out, data_dir, files, LINKED, tables, summary)
     return summary
 
 
-def _write_meta(data_dir: Path, out: Path, original_ids: pd.Series, pseudo_ids: pd.Series) -> None:
-    meta_path = data_dir / META
+def _meta(data_dir: Path, original_ids: pd.Series, pseudo_ids: pd.Series) -> pd.DataFrame:
+    """How each training sample was made: DATA's own rows, then the pseudo rows as kind `pseudo`."""
+    meta_path = data_dir / TRAIN_META
     rows = [pd.DataFrame({"id": pseudo_ids, "kind": "pseudo"})]
     if meta_path.is_file():
         meta = read_csv(meta_path, required=["id", "kind"], dtype={"id": str})
         rows.insert(0, meta[meta["id"].isin(original_ids)])
-    write_csv(out / META, pd.concat(rows, ignore_index=True))
+    return pd.concat(rows, ignore_index=True)

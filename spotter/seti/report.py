@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spotter.errors import SpotterError
 from spotter.io import read_csv
 from spotter.metrics import auc_by_group
 from spotter.report import Report, histogram_figure, pyplot, roc_figure, save_figure
 from spotter.seti import ON_PANELS
-from spotter.seti.data import load_cadence, sample_path
-
-META = "train_meta.csv"  # written by `spotter seti synth`: how each training sample was made
+from spotter.binary.ensemble import read_oof
+from spotter.engine.rundir import RunDir
+from spotter.seti.data import TRAIN_META, load_cadence, sample_path
 
 
 def make_report(run_dir: str | Path, data_dir: str | Path, mistakes: int = 4) -> Path:
@@ -25,12 +24,10 @@ def make_report(run_dir: str | Path, data_dir: str | Path, mistakes: int = 4) ->
         data_dir: The data it was trained on (for the cadences of the mistakes and the needle metadata).
         mistakes: How many of the most confident false positives and false negatives to show.
     """
-    run_dir, data_dir = Path(run_dir), Path(data_dir)
-    oof_path = run_dir / "oof.csv"
-    if not oof_path.is_file():
-        raise SpotterError("no oof.csv: the report needs a run with validation folds", run_dir)
-    oof = read_csv(oof_path, required=["id", "target", "pred"], dtype={"id": str})
-    folds = read_csv(run_dir / "folds.csv", required=["id", "fold"], dtype={"id": str})
+    run, data_dir = RunDir(run_dir), Path(data_dir)
+    run_dir = run.path
+    oof = read_oof(run)
+    folds = run.read_folds("id")
     oof = oof.merge(folds, on="id", how="left")
     targets, scores = oof["target"].to_numpy(float), oof["pred"].to_numpy(float)
 
@@ -47,7 +44,7 @@ def make_report(run_dir: str | Path, data_dir: str | Path, mistakes: int = 4) ->
     ]
     report.section("AUC per fold").append(report.table(pd.DataFrame(per_fold)))
 
-    meta_path = data_dir / META
+    meta_path = data_dir / TRAIN_META
     if meta_path.is_file():
         meta = read_csv(meta_path, required=["id", "kind"], dtype={"id": str})
         kinds = oof.merge(meta[["id", "kind"]], on="id", how="left")["kind"].fillna("unknown").to_numpy()
@@ -64,7 +61,7 @@ def make_report(run_dir: str | Path, data_dir: str | Path, mistakes: int = 4) ->
         if len(rows):
             save_figure(_cadence_grid(data_dir, rows), run_dir / f"{name}.png")
             part.append(report.image(f"{name}.png", name.replace("_", " ")))
-    return report.write(run_dir / "report.html")
+    return report.write(run.report_path)
 
 
 def _auc(targets: pd.Series, scores: pd.Series) -> float:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from spotter.engine.task import BinaryTask
+from spotter.binary.task import BinaryTask
 from spotter.errors import SpotterError
 from spotter.models.attention import TripletAttention
 from spotter.models.backbones import create_backbone
@@ -213,40 +213,30 @@ class SetiTask(BinaryTask):
         channels = input_channels(prep)
         return SetiNet(cfg.model, channels, channels - 1 if prep.dedoppler else None)
 
-    def write_oof(self, run_dir: Path, rows: pd.DataFrame, predictions: np.ndarray) -> Path:
-        return super().write_oof(run_dir, rows.drop(columns=["path"], errors="ignore"), predictions)
+    def test_rows(self, data_dir: Path) -> pd.DataFrame:
+        return list_split(data_dir, "test")
 
+    def test_dataset(self, data_dir: Path, rows: pd.DataFrame, cfg: SetiConfig) -> Dataset:
+        return CadenceDataset(list(rows["path"]), None, input_preprocess(cfg))
 
-def predict_submission(run_dir, data_dir, out, tta: bool = True, reporter=None, runtime=None) -> Path:
-    """Writes `id,target` for DATA's test set: the mean of the run's fold models, with its TTA by default."""
-    from spotter.engine.predict import load_run_config, predict_run
-    from spotter.engine.runtime import Runtime
-    from spotter.engine.tta import create_tta
-    from spotter.io import write_csv
-    from spotter.progress import NullReporter
-
-    cfg = load_run_config(SetiTask(), run_dir)
-    rows = list_split(data_dir, "test")
-    dataset = CadenceDataset(list(rows["path"]), None, input_preprocess(cfg))
-    transforms = create_tta(cfg.tta if tta else ["identity"])
-    runtime = runtime or Runtime(cfg.mixed_precision)
-    predictions = predict_run(SetiTask(), run_dir, dataset, runtime, transforms, reporter or NullReporter())
-    if runtime.is_main:
-        write_csv(out, pd.DataFrame({"id": rows["id"], "target": predictions}))
-    return Path(out)
+    def tta(self, cfg: SetiConfig) -> list[str]:
+        return list(cfg.tta)
 
 
 def run_scorer(run_dir, runtime=None):
-    """A function scoring in-memory (6, 273, 256) cadences with a run's fold models and TTA (for `scan --run`)."""
-    from spotter.engine.predict import load_run_config, predict_run
+    """A function scoring in-memory (6, 273, 256) cadences with a run's fold models and TTA (for searches)."""
+    from spotter.engine.predict import mean_over_folds
+    from spotter.engine.rundir import RunDir
     from spotter.engine.runtime import Runtime
     from spotter.engine.tta import create_tta
 
-    cfg = load_run_config(SetiTask(), run_dir)
+    task, run = SetiTask(), RunDir(run_dir)
+    cfg = run.read_config(SetiConfig)
+    run.trained_weights(cfg)
     runtime = runtime or Runtime(cfg.mixed_precision)
 
     def score(cadences: list[np.ndarray]) -> np.ndarray:
         dataset = CadenceDataset(list(cadences), None, input_preprocess(cfg))
-        return predict_run(SetiTask(), run_dir, dataset, runtime, create_tta(cfg.tta))
+        return mean_over_folds(task, run, cfg, dataset, runtime, create_tta(task.tta(cfg)))
 
     return score

@@ -8,7 +8,7 @@ import pandas as pd
 import timm
 from torch import nn
 
-from spotter.engine.task import BinaryTask
+from spotter.binary.task import BinaryTask
 from spotter.models.pooling import create_pooling
 from spotter.toy.config import ToyConfig
 from spotter.toy.data import ToyDataset, read_labels
@@ -38,22 +38,14 @@ class ToyTask(BinaryTask):
         valid = ToyDataset(data_dir / "train", valid_rows, train=False) if valid_rows is not None else None
         return ToyDataset(data_dir / "train", train_rows, train=True), valid
 
-    def create_model(self, cfg: ToyConfig, train_rows: pd.DataFrame) -> nn.Module:
+    def create_model(self, cfg: ToyConfig, train_rows: pd.DataFrame | None) -> nn.Module:
         return BackbonePoolHead(cfg.model, cfg.pooling)
 
+    def test_rows(self, data_dir: Path) -> pd.DataFrame:
+        return read_labels(Path(data_dir), "sample_submission.csv")
 
-def predict_submission(run_dir, data_dir, out, tta: bool = True, reporter=None) -> Path:
-    """Writes `id,target` for the test set of `data_dir` with every fold model of `run_dir`."""
-    from spotter.engine.predict import predict_run
-    from spotter.engine.runtime import Runtime
-    from spotter.engine.tta import create_tta
-    from spotter.io import write_csv
-    from spotter.progress import NullReporter
+    def test_dataset(self, data_dir: Path, rows: pd.DataFrame, cfg: ToyConfig):
+        return ToyDataset(Path(data_dir) / "test", rows, train=False)
 
-    data_dir = Path(data_dir)
-    rows = read_labels(data_dir, "sample_submission.csv")
-    dataset = ToyDataset(data_dir / "test", rows, train=False)
-    transforms = create_tta(["identity", "hflip"] if tta else ["identity"])
-    predictions = predict_run(ToyTask(), run_dir, dataset, Runtime(), transforms, reporter or NullReporter())
-    write_csv(out, pd.DataFrame({"id": rows["id"], "target": predictions}))
-    return Path(out)
+    def tta(self, cfg: ToyConfig) -> list[str]:
+        return ["identity", "hflip"]

@@ -11,7 +11,7 @@ from spotter.metrics import NEW_INDIVIDUAL
 from spotter.progress import NullReporter, Reporter
 from spotter.whale.config import WhaleConfig
 from spotter.whale.data import read_whale_data
-from spotter.whale.evaluate import submission_frame
+from spotter.whale.predict import submission_frame
 
 
 def imagenet_baseline(
@@ -23,6 +23,7 @@ def imagenet_baseline(
     new_individual threshold is tuned on fold 0 of the config's folds, as for a trained run.
     """
     from spotter.engine.cv import make_folds
+    from spotter.engine.runtime import Runtime
     from spotter.models.heads import ArcFace
     from spotter.whale.predict import FoldModel, predict_with_models
     from spotter.whale.task import build_model
@@ -37,7 +38,11 @@ def imagenet_baseline(
     model.neck, model.bn = nn.Identity(), nn.Identity()
     model.head = ArcFace(features, model.head.num_classes)  # unused with head_weight 0; keeps shapes right
     cfg.retrieval.head_weight = 0.0
-    return predict_with_models([FoldModel("imagenet", 0, model.eval(), mask)], cfg, data, rows, out, reporter)
+    submission = predict_with_models(
+        [FoldModel("imagenet", 0, model.eval(), mask)], cfg, data, rows, Runtime(cfg.mixed_precision), reporter
+    )
+    write_csv(out, submission.frame)
+    return Path(out), submission.record
 
 
 def new_first_baseline(data_dir: str | Path, out: str | Path) -> Path:

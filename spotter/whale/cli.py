@@ -1,18 +1,14 @@
-"""`spotter whale ...` sub-commands: synth, check, train, predict, pseudo, report, and catalogue index / match."""
+"""`spotter whale ...` sub-commands of its own: synth, check, pseudo, report, and catalogue index / match (train and
+predict come from the task registry)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from spotter.commands import add_train_command, run_train
 
-
-def register(commands, common: argparse.ArgumentParser) -> None:
-    """Adds the `whale` command and its sub-commands to the `spotter` parser."""
-    whale = commands.add_parser("whale", parents=[common], help="Happywhale photo-ID by metric learning")
-    sub = whale.add_subparsers(dest="whale_command", required=True, metavar="COMMAND")
-
+def register(sub, common: argparse.ArgumentParser) -> None:
+    """Adds the whale task's own sub-commands."""
     synth = sub.add_parser("synth", parents=[common], help="generate synthetic individuals in the Kaggle layout")
     synth.add_argument("out", help="output folder")
     synth.add_argument("--individuals", type=int, default=200, help="individuals with train photos (default 200)")
@@ -29,15 +25,6 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     check.add_argument("data", help="data folder (train.csv, train_images/, sample_submission.csv, test_images/)")
     check.add_argument("--no-open", action="store_true", help="only check that images exist, do not open them")
     check.set_defaults(func=_check)
-
-    add_train_command(sub, common, "whale", _train)
-
-    predict = sub.add_parser("predict", parents=[common], help="predict DATA's test photos with a run")
-    predict.add_argument("run", help="run folder")
-    predict.add_argument("data", help="data folder the run was trained on (its train photos are the gallery)")
-    predict.add_argument("--out", required=True, help="submission CSV (image,predictions)")
-    predict.add_argument("--no-tta", action="store_true", help="no flip TTA and no flipped gallery copies")
-    predict.set_defaults(func=_predict)
 
     index = sub.add_parser("index", parents=[common], help="embed a photo catalogue with a run and save its index")
     index.add_argument("run", help="run folder")
@@ -107,38 +94,6 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{len(problems)} problem(s) in {args.data}")
         return 2
     print(f"{args.data}: ok")
-    return 0
-
-
-def _train(args: argparse.Namespace) -> int:
-    from spotter.whale.config import WhaleConfig
-
-    def make_task():
-        from spotter.whale.task import WhaleTask
-
-        return WhaleTask()
-
-    def write_report(run_dir, data_dir):
-        # the head's out-of-fold ranking for now; `whale predict` adds the kNN results, `whale report` redraws
-        from spotter.whale.report import write_report as write
-
-        return write(run_dir, data_dir)
-
-    run_train(args, "whale", WhaleConfig, make_task, write_report)
-    return 0
-
-
-def _predict(args: argparse.Namespace) -> int:
-    from spotter.progress import create_reporter
-    from spotter.whale.predict import predict_submission
-
-    path, calibration = predict_submission(
-        args.run, args.data, args.out, tta=not args.no_tta, reporter=create_reporter(args.quiet)
-    )
-    if "oof_map_at_5" in calibration:
-        print(f"out-of-fold MAP@5 {calibration['oof_map_at_5']:.4f} at threshold {calibration['threshold']:.4f}")
-    print(f"new_individual first for {calibration['test_new_first_ratio']:.1%} of test photos")
-    print(f"submission: {path}")
     return 0
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from spotter.config import TrainConfig, require_all
 
 HEADS = ("arcface", "subcenter")
-THRESHOLD_MODES = ("best", "ratio")
+THRESHOLD_MODES = ("best", "per_species", "ratio")  # the policies of `spotter.whale.threshold`
 
 
 @dataclass
@@ -66,16 +66,16 @@ class WhaleAugmentConfig:
 class WhaleRetrievalConfig:
     """Prediction: cosine kNN over train (+ flipped train), mixed with the id head, new_individual threshold.
 
-    threshold_mode `best` picks the threshold with the best out-of-fold MAP@5; `ratio` the one that
-    puts new_individual first for `new_ratio` of the test photos (Happywhale 1st: 0.165).
+    threshold_mode `best` picks the threshold with the best out-of-fold MAP@5; `per_species` one such threshold
+    per species (with at least `min_species_queries` out-of-fold photos); `ratio` the one that puts
+    new_individual first for `new_ratio` of the test photos (Happywhale 1st: 0.165).
     """
 
     k: int = 100
     flip_tta: bool = True
     head_weight: float = 0.5
-    threshold_mode: str = "best"  # best | ratio
+    threshold_mode: str = "best"  # best | per_species | ratio
     new_ratio: float = 0.165
-    per_species: bool = False
     min_species_queries: int = 20
     batch_size: int = 64
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 from spotter.errors import SpotterError
 from spotter.io import read_csv
+from spotter.whale.config import WhaleConfig
 
 from spotter.whale.layout import (
     BBOX_COLUMNS,
@@ -292,37 +294,60 @@ class WhaleDataset(torch.utils.data.Dataset):
         return {"index": index, "input": self.transform(image), "target": int(self.targets[index])}
 
 
-def create_dataset(
+@functools.lru_cache(maxsize=8)
+def normalization(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) the backbone's pretrained weights expect (0.5/0.5 for the TF Lite EfficientNets)."""
+    from spotter.models.backbones import preprocessing
+
+    try:
+        pre = preprocessing(backbone)
+    except RuntimeError as err:
+        raise SpotterError(f"cannot build backbone {backbone!r}: {err}") from None
+    return tuple(pre["mean"]), tuple(pre["std"])
+
+
+def fold_classes(train_rows: pd.DataFrame) -> list[str]:
+    """The id classes of a fold's model: the sorted ids of its train rows."""
+    return sorted(set(train_rows["individual_id"]))
+
+
+def species_classes(train_rows: pd.DataFrame) -> list[str]:
+    """The species classes of a fold's model: the sorted species of its train rows."""
+    return sorted(set(train_rows["species"]))
+
+
+class PairTargets(torch.utils.data.Dataset):
+    """A `WhaleDataset` whose target is the pair (id class, species class), −1 where unknown."""
+
+    def __init__(self, images: WhaleDataset, species: np.ndarray) -> None:
+        self.images, self.species = images, np.asarray(species, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.images[index]
+        item["target"] = torch.tensor([item["target"], self.species[index]], dtype=torch.int64)
+        return item
+
+
+def photo_dataset(
     rows: pd.DataFrame,
-    image_size: int,
-    train: bool = False,
-    classes: Sequence[str] | None = None,
-    boxes: dict[str, tuple[float, float, float, float]] | None = None,
+    cfg: WhaleConfig,
+    train: bool,
+    boxes: dict | None = None,
+    classes: list[str] | None = None,
+    species: list[str] | None = None,
     flip: bool = False,
-    margin: float = 0.1,
-    **transform_kwargs,
-) -> WhaleDataset:
-    """A `WhaleDataset` over rows of `WhaleData.train` or `.test` (e.g. one fold's rows).
-
-    Targets come from an integer `target` column if there is one, else from `individual_id` encoded
-    against `classes` (−1 for ids outside it), else they are all −1 (test images).
-
-    Args:
-        rows: Rows with `image` and `path` columns.
-        image_size: Output side.
-        train: Whether to augment.
-        classes: Id vocabulary for the targets.
-        boxes: Boxes by image name (`WhaleData.bboxes`), or None to use whole images.
-        flip: Mirror every image (to embed flipped copies for the retrieval gallery).
-        margin: Crop margin as a fraction of the box size.
-        **transform_kwargs: Passed to `build_transform` (mean, std, flip, jitter, crop_scale).
-    """
-    if "target" in rows.columns:
-        targets = rows["target"].to_numpy(np.int64)
-    elif "individual_id" in rows.columns and classes is not None:
-        targets, _ = encode_labels(list(rows["individual_id"]), classes)
-    else:
-        targets = None
+) -> torch.utils.data.Dataset:
+    """Photos of `rows` as engine samples: training augmentation or a plain resize, targets (id, species)."""
+    mean, std = normalization(cfg.model.backbone)
+    aug = cfg.augment
+    transform = build_transform(
+        cfg.image_size, train, mean=mean, std=std, flip=aug.flip, jitter=aug.jitter, crop_scale=tuple(aug.crop_scale)
+    )
+    ids = encode_labels(list(rows["individual_id"]), classes)[0] if classes is not None else None
+    kinds = encode_labels(list(rows["species"]), species)[0] if species is not None else np.full(len(rows), -1)
     row_boxes = [boxes.get(name) for name in rows["image"]] if boxes else None
-    transform = build_transform(image_size, train, **transform_kwargs)
-    return WhaleDataset(list(rows["path"]), targets, transform, row_boxes, margin=margin, flip=flip)
+    images = WhaleDataset(list(rows["path"]), ids, transform, row_boxes, margin=aug.box_margin, flip=flip)
+    return PairTargets(images, kinds)

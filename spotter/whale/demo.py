@@ -29,7 +29,7 @@ def whale_demo(out: str | Path, reporter: Reporter = NullReporter(), individuals
     from spotter.metrics import score_files
     from spotter.whale.baseline import new_first_baseline
     from spotter.whale.config import WhaleConfig
-    from spotter.whale.predict import predict_submission
+    from spotter.engine.predict import predict_submission
     from spotter.whale.synth import SynthConfig, make_synthetic
     from spotter.whale.task import WhaleTask
 
@@ -41,8 +41,10 @@ def whale_demo(out: str | Path, reporter: Reporter = NullReporter(), individuals
         f"{counts['test_images']} test photos ({counts['test_new']} of new ones)"
     )
     cfg = load_config(WhaleConfig, default_config_path("whale"), DEMO_OVERRIDES)
-    result = train(WhaleTask(), data, cfg, out / "run", reporter=reporter)
-    submission, calibration = predict_submission(out / "run", data, out / "submission.csv", reporter=reporter)
+    result = train(WhaleTask(), data, cfg, out / "run", reporter=reporter, overwrite=True)
+    task = WhaleTask()
+    submission = out / "submission.csv"
+    calibration = predict_submission(task, out / "run", data, submission, reporter=reporter).record
     _, score = score_files(submission, data / "test_labels.csv")
     _, reference = score_files(new_first_baseline(data, out / "new_first.csv"), data / "test_labels.csv")
     yield (

@@ -16,15 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from spotter.engine.ensemble import cache_key, weights_fingerprint
+from spotter.engine.rundir import RunDir, cache_key, distinct_runs
 from spotter.errors import SpotterError
-from spotter.io import atomic_path, write_csv
+from spotter.io import atomic_path, check_output_file, write_csv, write_json
 from spotter.metrics import NEW_INDIVIDUAL
 from spotter.progress import NullReporter, Reporter
 from spotter.whale.layout import TEST_CSV, TRAIN_CSV
 from spotter.whale.retrieval import Candidates, best_of, individual_scores
 
 TOP_K = 50  # candidates kept per photo and run; the blend's top 5 come from their union
+SCORES = "ensemble_scores"  # cache kind of a run's top-K candidates
 
 
 @dataclass
@@ -65,59 +66,47 @@ def run_scores(
     Raises:
         SpotterError: If `run_dir` is not a whale run trained on DATA, or DATA has no test photos.
     """
-    run_dir, data_dir = Path(run_dir), Path(data_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise SpotterError("not a run folder (no config.yaml)", run_dir)
+    run, data_dir = RunDir(run_dir), Path(data_dir)
+    if not run.holds_run():
+        raise SpotterError("not a run folder", run.path)
     for name in (TRAIN_CSV, TEST_CSV):
         if not (data_dir / name).is_file():
             raise SpotterError("file not found", data_dir / name)
     key = cache_key(
         (data_dir / TRAIN_CSV).read_bytes(), (data_dir / TEST_CSV).read_bytes(), f"tta={bool(tta)}", f"k={top_k}",
-        weights_fingerprint(run_dir),
+        run.weights_fingerprint(),
     )
-    cache = run_dir / f"ensemble_scores-{key}.npz"
+    cache = run.cache_path(SCORES, key, ".npz")
     if cache.is_file():
-        return _load(run_dir, cache), cache, True
-    scores = _compute(run_dir, data_dir, tta, top_k, reporter)
+        return _load(run.path, cache), cache, True
+    scores = _compute(run, data_dir, tta, top_k, reporter)
     _save(scores, cache)
     return scores, cache, False
 
 
-def _compute(run_dir: Path, data_dir: Path, tta: bool, top_k: int, reporter: Reporter) -> RunScores:
-    from spotter.whale.data import read_whale_data
+def _compute(run: RunDir, data_dir: Path, tta: bool, top_k: int, reporter: Reporter) -> RunScores:
+    from spotter.engine.runtime import Runtime
+    from spotter.whale.config import WhaleConfig
     from spotter.whale.predict import (
-        combine, embed_run, load_fold_models, load_run, rank, run_rows, stack_padded, subset,
+        combine, embed_run, load_test_data, rank, rank_out_of_fold, restore_fold_models, run_rows,
     )
-    from spotter.whale.task import fold_classes
-    from spotter.whale.threshold import relabel_unseen
+    from spotter.whale.task import WhaleTask
 
-    cfg = load_run(run_dir)
+    cfg = run.read_config(WhaleConfig)
     if not tta:
         cfg.retrieval.flip_tta = False
-    data = read_whale_data(data_dir)
-    if data.test.empty:
-        raise SpotterError("no test photos listed", data_dir / TEST_CSV)
-    rows = run_rows(run_dir, data)
-    models = load_fold_models(run_dir, cfg, rows)
+    data = load_test_data(data_dir)
+    rows = run_rows(run, data)
+    models = restore_fold_models(WhaleTask(), run, cfg, rows)
     vocab = sorted(set(rows["individual_id"]))
     labels = np.searchsorted(vocab, rows["individual_id"].to_numpy().astype(str))
-    train_views, test_views = embed_run(models, cfg, data, rows, reporter)
-    images, truths, parts = [], [], []
-    for fm, views in zip(models, train_views):
-        if fm.fold < 0 or fm.train_mask.all():
-            continue
-        valid = ~fm.train_mask
-        parts.append(rank(subset(views, valid), subset(views, fm.train_mask), labels[fm.train_mask], len(vocab), cfg,
-                          top=top_k))
-        images += list(rows["image"][valid])
-        truths += relabel_unseen(list(rows["individual_id"][valid]), fold_classes(rows[fm.train_mask]))
-    if not parts:
-        raise SpotterError("the run has no out-of-fold photos (a full fit) to tune the blend's threshold on", run_dir)
+    train_views, test_views = embed_run(models, cfg, data, rows, Runtime(cfg.mixed_precision), reporter)
+    oof = rank_out_of_fold(list(zip(models, train_views)), rows, vocab, cfg, top=top_k)
+    if oof is None:
+        raise SpotterError("the run has no out-of-fold photos (a full fit) to tune the blend's threshold on", run.path)
     test = rank(combine(test_views, len(vocab)), combine(train_views, len(vocab)), labels, len(vocab), cfg, top=top_k)
-    oof_labels = stack_padded([p.labels for p in parts], -1)
-    oof_scores = stack_padded([p.scores for p in parts], -np.inf)
-    return RunScores(run_dir, vocab, images, truths, oof_labels, oof_scores, list(data.test["image"]),
-                     test.labels, test.scores)
+    return RunScores(run.path, vocab, oof.images, oof.truths, oof.candidates.labels, oof.candidates.scores,
+                     list(data.test["image"]), test.labels, test.scores)
 
 
 def _save(scores: RunScores, path: Path) -> None:
@@ -246,13 +235,10 @@ def ensemble_whale(
     Raises:
         SpotterError: On runs trained on other ids or folds, or predicting other test photos.
     """
-    from spotter.whale.evaluate import submission_frame
+    from spotter.whale.predict import submission_frame
     from spotter.whale.threshold import insert_new_individual
 
-    resolved = [Path(r).resolve() for r in runs]
-    for i, run in enumerate(resolved):
-        if run in resolved[:i]:
-            raise SpotterError("run given twice", runs[i])
+    distinct_runs(runs)
     scores, caches = compatible_run_scores(runs, data_dir, tta, reporter)
     vocab, truths = scores[0].vocab, scores[0].oof_truths
     inputs = {}
@@ -280,3 +266,33 @@ def ensemble_whale(
     }
     return out, record
 
+
+class WhaleBlender:
+    """`spotter ensemble` for whale runs: the mean of their per-individual scores (`--method mean`)."""
+
+    methods = ("mean",)
+
+    def ensemble(
+        self, task, runs, data_dir, out, method: str = "mean", features=(), tta: bool = True, workers: int = 1,
+        reporter: Reporter = NullReporter(),
+    ) -> tuple[Path, dict]:
+        """Writes the blended submission `out` and its record (`out` with `.json`); returns both.
+
+        Raises:
+            SpotterError: On another method, extra features, or runs that cannot be blended.
+        """
+        if method not in self.methods or features:
+            raise SpotterError("whale runs blend by --method mean (of their per-individual scores), without --features")
+        out = check_output_file(out)
+        out, record = ensemble_whale(runs, data_dir, out, tta=tta, reporter=reporter)
+        write_json(out.with_suffix(".json"), record)
+        return out, record
+
+    def summary(self, record: dict) -> list[str]:
+        """What the CLI prints about a blend."""
+        lines = [f"oof MAP@5 {run}: {v['oof_map_at_5']:.5f} (threshold {v['threshold']:.4f})"
+                 for run, v in record["metrics"]["inputs_oof"].items()]
+        lines.append(f"oof MAP@5 ensemble (mean of scores): {record['metrics']['ensemble_oof']:.5f} "
+                     f"(threshold {record['threshold']:.4f})")
+        lines.append(f"new_individual first for {record['test_new_first_ratio']:.1%} of test photos")
+        return lines

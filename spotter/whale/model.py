@@ -9,10 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spotter.errors import SpotterError
 from spotter.models.backbones import create_backbone
-from spotter.models.heads import ArcFace, SubCenterArcFace, dynamic_margins
-from spotter.models.pooling import GeM
+from spotter.models.heads import ArcFace, create_head, dynamic_margins
+from spotter.models.pooling import create_pooling
 from spotter.whale.config import WhaleConfig, WhaleHeadConfig, pretrained_value
 
 HEAD_TOP = 10  # head candidates kept per validation photo in the out-of-fold predictions
@@ -43,7 +42,7 @@ class WhaleNet(nn.Module):
         out_indices = (-2, -1) if m.two_stages else (-1,)
         self.backbone = create_backbone(m.backbone, pretrained, features_only=True, out_indices=out_indices)
         channels = self.backbone.feature_info.channels()
-        self.pools = nn.ModuleList(GeM(m.gem_p, learnable=m.gem_learnable) for _ in channels)
+        self.pools = nn.ModuleList(create_pooling("gem", p=m.gem_p, learnable=m.gem_learnable) for _ in channels)
         self.dropout = nn.Dropout(m.drop_rate)
         self.neck = nn.Linear(sum(channels), m.embedding_size)
         self.bn = nn.BatchNorm1d(m.embedding_size) if m.bn_neck else nn.Identity()
@@ -85,17 +84,14 @@ class WhaleNet(nn.Module):
 
 
 def _margin_head(cfg: WhaleHeadConfig, dim: int, counts, species: bool) -> ArcFace:
+    """The id head (`head.name` from the heads registry) or the species head (plain ArcFace), with margins."""
     counts = np.maximum(np.asarray(counts, dtype=np.int64), 1)
     if species:
-        scale = cfg.species_scale
         margins = dynamic_margins(counts, cfg.species_margin_a, cfg.species_margin_lambda, cfg.species_margin_b)
-        return ArcFace(dim, len(counts), scale=scale, margins=margins if cfg.dynamic_margin else cfg.margin)
+        return create_head("arcface", dim, len(counts), scale=cfg.species_scale,
+                           margins=margins if cfg.dynamic_margin else cfg.margin)
     margins = dynamic_margins(counts, cfg.margin_a, cfg.margin_lambda, cfg.margin_b) if cfg.dynamic_margin else cfg.margin
-    if cfg.name == "subcenter":
-        return SubCenterArcFace(dim, len(counts), subcenters=cfg.subcenters, scale=cfg.scale, margins=margins)
-    if cfg.name == "arcface":
-        return ArcFace(dim, len(counts), scale=cfg.scale, margins=margins)
-    raise SpotterError(f"head.name must be arcface or subcenter, got {cfg.name!r}")
+    return create_head(cfg.name, dim, len(counts), subcenters=cfg.subcenters, scale=cfg.scale, margins=margins)
 
 
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

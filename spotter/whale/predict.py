@@ -1,11 +1,12 @@
 """Whale prediction from a run folder: embed train (gallery) and test photos, kNN + head, new_individual.
 
-For each fold model the train photos (and their mirror images) are embedded once. Out-of-fold queries
-(each fold's validation photos against that fold's train side) tune the `new_individual` threshold,
-exactly as the fold metric counts ids unseen on the train side as new; test photos (with a flip TTA) are
-then ranked against every train photo. Several fold models are combined by concatenating their
-normalized embeddings (a cosine of such vectors is the mean of the models' cosines) and averaging their
-head cosines. The calibration is saved as `retrieval.json` in the run folder (also used by `whale index`).
+Each fold model (rebuilt by `WhaleTask.restore_model` through the engine) embeds the train photos and their
+mirror images once, through the engine's sharded, gathered predict path, so it runs under DDP like any task.
+Out-of-fold queries (each fold's validation photos against that fold's train side) fit the run's
+`new_individual` threshold policy, exactly as the fold metric counts ids unseen on the train side as new; test
+photos (with a flip TTA) are then ranked against every train photo. Several fold models are combined by
+concatenating their normalized embeddings (a cosine of such vectors is the mean of the models' cosines) and
+averaging their head cosines. The calibration is saved in the run folder (also used by `whale index`).
 """
 
 from __future__ import annotations
@@ -20,28 +21,31 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from spotter.engine.predict import fold_models, predict_dataset
+from spotter.engine.rundir import FULL_FIT, RunDir, fold_name
+from spotter.engine.runtime import Runtime
+from spotter.engine.task import Submission
 from spotter.errors import SpotterError
-from spotter.io import read_csv, write_csv, write_json
+from spotter.io import write_csv, write_json
 from spotter.metrics import NEW_INDIVIDUAL
 from spotter.progress import NullReporter, Reporter
 from spotter.whale.config import WhaleConfig
-from spotter.whale.data import WhaleData, read_whale_data
-from spotter.whale.evaluate import submission_frame
-from spotter.whale.model import Embedder, WhaleNet
+from spotter.whale.data import WhaleData, fold_classes, photo_dataset, read_whale_data
+from spotter.whale.layout import TEST_CSV, TRAIN_CSV
+from spotter.whale.model import WhaleNet
 from spotter.whale.retrieval import Candidates, top_individuals
-from spotter.whale.task import build_model, fold_classes, photo_dataset
 from spotter.whale.threshold import (
+    RankedQueries,
+    TargetNewRatio,
     best_threshold,
-    best_thresholds_by_group,
+    create_threshold_policy,
     insert_new_individual,
     map_by_threshold,
     relabel_unseen,
-    threshold_for_new_ratio,
-    thresholds_for,
 )
 
-CALIBRATION = "retrieval.json"
-OOF_RETRIEVAL = "oof_retrieval.csv"
+CALIBRATION = "retrieval.json"  # the run's retrieval calibration, written by its last prediction
+OOF_RETRIEVAL = "oof_retrieval.csv"  # the out-of-fold ranking the calibration was fitted on
 
 
 @dataclass
@@ -68,92 +72,77 @@ class Views:
         return dense_head(self.head, self.class_index, vocab_size)
 
 
-def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def load_run(run_dir: str | Path) -> WhaleConfig:
-    """The run's resolved config."""
-    from spotter.config import load_config
-
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise SpotterError("not a run folder (no config.yaml)", run_dir)
-    return load_config(WhaleConfig, path)
-
-
-def run_rows(run_dir: str | Path, data: WhaleData) -> pd.DataFrame:
-    """The run's train rows (train.csv of `data` in `folds.csv` order) with their fold.
+def run_rows(run: RunDir, data: WhaleData) -> pd.DataFrame:
+    """The run's train rows (train.csv of `data` in the run's folds order) with their fold.
 
     Raises:
         SpotterError: If the run was trained on photos that `data` lacks.
     """
-    folds = read_csv(Path(run_dir) / "folds.csv", required=["image", "fold"], dtype={"image": str})
-    rows = folds.merge(data.train, on="image", how="left")
+    rows = run.read_folds("image").merge(data.train, on="image", how="left")
     missing = rows["individual_id"].isna().to_numpy()
     if missing.any():
         raise SpotterError(
-            f"{int(missing.sum())} photo(s) the run trained on are not in {data.root}/train.csv, "
+            f"{int(missing.sum())} photo(s) the run trained on are not in {data.root / TRAIN_CSV}, "
             f"e.g. {rows['image'][missing].iloc[0]!r}: predict with the training data folder",
-            Path(run_dir) / "folds.csv",
+            run.folds_path,
         )
     return rows
 
 
-def load_fold_models(run_dir: str | Path, cfg: WhaleConfig, rows: pd.DataFrame) -> list[FoldModel]:
-    """Every fold model of the run with its best weights."""
-    from spotter.engine.predict import fold_weights, load_weights
+def restore_fold_models(task, run: RunDir, cfg: WhaleConfig, rows: pd.DataFrame) -> list[FoldModel]:
+    """Every trained fold's model, checked against the ids of the data it will rank.
 
+    Raises:
+        SpotterError: If the ids in the data differ from those a model was trained on.
+    """
     vocab = sorted(set(rows["individual_id"]))
+    lookup = {name: i for i, name in enumerate(vocab)}
     models = []
-    for path in fold_weights(run_dir):
-        name = path.parent.name
-        fold = -1 if name == "full" else int(name.removeprefix("fold"))
-        mask = np.ones(len(rows), bool) if fold == -1 else (rows["fold"] != fold).to_numpy()
-        model = build_model(cfg, rows[mask], vocab, pretrained=False)
-        expected = model.class_index.clone()
-        load_weights(model, path)
+    for fold, model in fold_models(task, run, cfg):
+        mask = np.ones(len(rows), bool) if fold == FULL_FIT else (rows["fold"] != fold).to_numpy()
+        expected = [lookup[c] for c in fold_classes(rows[mask])]
         # the weights carry each class's vocabulary position: they must match the classes rebuilt from DATA
-        if not torch.equal(model.class_index, expected):
-            raise SpotterError(f"{name}: the ids in train.csv differ from those the run was trained on", path)
-        models.append(FoldModel(name, fold, model.eval(), mask))
+        if model.class_index.tolist() != expected:
+            raise SpotterError(
+                f"{fold_name(fold)}: the ids in train.csv differ from those the run was trained on", run.weights_path(fold)
+            )
+        models.append(FoldModel(fold_name(fold), fold, model, mask))
     return models
 
 
-@torch.no_grad()
+def embed_and_cosine(model: WhaleNet, x: torch.Tensor) -> torch.Tensor:
+    """Per photo: its L2-normalized embedding, then its head's cosines (N, D + C), computed in float32."""
+    raw = model.embed(x).float()
+    with torch.autocast(x.device.type, enabled=False):
+        return torch.cat([F.normalize(raw, dim=1), model.head.cosine(raw)], dim=1)
+
+
 def embed_rows(
     model: WhaleNet,
     rows: pd.DataFrame,
     cfg: WhaleConfig,
     boxes: dict | None,
     flip: bool,
+    runtime: Runtime,
     reporter: Reporter = NullReporter(),
     description: str = "embedding",
 ) -> Views:
     """Embeds the photos of `rows` (and, with `flip`, their mirror images) with one model."""
-    dev = device()
-    model = model.to(dev).eval()
     index = model.class_index.cpu().numpy()
-    passes = [False, True] if flip else [False]
-    plain, flipped, heads = None, None, []
-    for mirrored in passes:
+    dim = model.head.in_features
+    parts = {}
+    for mirrored in [False, True] if flip else [False]:
         dataset = photo_dataset(rows, cfg, False, boxes, flip=mirrored)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.retrieval.batch_size, num_workers=cfg.num_workers)
-        embs, cos = [], []
-        label = description + (" (mirrored)" if mirrored else "")
-        for batch in reporter.track(loader, len(loader), label):
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                raw = model.embed(batch["input"].to(dev))
-            raw = raw.float()
-            embs.append(F.normalize(raw, dim=1).cpu().numpy())
-            cos.append(model.head.cosine(raw).cpu().numpy())
-        emb = np.concatenate(embs) if embs else np.zeros((0, model.head.in_features), np.float32)
-        heads.append(np.concatenate(cos) if cos else np.zeros((0, len(index)), np.float32))
-        if mirrored:
-            flipped = emb
+        if len(dataset):
+            values = predict_dataset(
+                model, dataset, runtime, embed_and_cosine, cfg.retrieval.batch_size, cfg.num_workers,
+                reporter=reporter, description=description + (" (mirrored)" if mirrored else ""),
+            )
         else:
-            plain = emb
-    return Views(plain, flipped, np.mean(heads, axis=0).astype(np.float32), index)
+            values = np.zeros((0, dim + len(index)), np.float32)
+        parts[mirrored] = (values[:, :dim], values[:, dim:])
+    head = np.mean([cos for _, cos in parts.values()], axis=0).astype(np.float32)
+    return Views(parts[False][0], parts[True][0] if flip else None, head, index)
 
 
 def dense_head(cos: np.ndarray, class_index: np.ndarray, vocab_size: int) -> np.ndarray:
@@ -215,54 +204,56 @@ def combine(parts: Sequence[Views], vocab_size: int) -> Views:
 
 @dataclass
 class OutOfFold:
-    """Out-of-fold retrieval results of a run: what the thresholds are tuned on."""
+    """Each CV fold's validation photos ranked against that fold's train side.
+
+    Attributes:
+        images / species: The query photos and their own species.
+        truths: Their ids, `new_individual` where absent from the fold's train side.
+        candidates: (Q, top) ranked candidates (positions in the run's id vocabulary).
+    """
 
     images: list[str]
-    species: list[str]  # the queries' own species
-    names: list[list[str]]
-    scores: np.ndarray
+    species: list[str]
     truths: list[str]
-    groups: list[str]  # species of each query's best candidate
-    knn_names: list[list[str]]  # plain kNN (no flips, no head), as the catalogue matcher ranks
-    knn_scores: np.ndarray
+    candidates: Candidates
 
 
-def out_of_fold(
-    fold_views: list[tuple[FoldModel, Views]], rows: pd.DataFrame, vocab: list[str], cfg: WhaleConfig
+def rank_out_of_fold(
+    fold_views: Sequence[tuple[FoldModel, Views]],
+    rows: pd.DataFrame,
+    vocab: list[str],
+    cfg: WhaleConfig,
+    top: int = 5,
+    head_weight: float | None = None,
+    flips: bool | None = None,
 ) -> OutOfFold | None:
-    """Each CV fold's validation photos ranked against its train side; None for a full fit only."""
+    """The out-of-fold ranking of a run (predict and ensembles both use it); None for a full fit only."""
     labels = np.searchsorted(vocab, rows["individual_id"].to_numpy().astype(str))
-    species_of = dict(zip(rows["individual_id"], rows["species"]))
-    images, species, names, scores, truths, knn_names, knn_scores = [], [], [], [], [], [], []
+    images, species, truths, parts = [], [], [], []
     for fm, views in fold_views:
         if fm.fold < 0 or fm.train_mask.all():
             continue
         valid = ~fm.train_mask
-        gallery, queries = subset(views, fm.train_mask), subset(views, valid)
-        cands = rank(queries, gallery, labels[fm.train_mask], len(vocab), cfg)
-        names += cands.names(vocab)
-        scores.append(cands.scores)
+        parts.append(rank(subset(views, valid), subset(views, fm.train_mask), labels[fm.train_mask], len(vocab), cfg,
+                          head_weight=head_weight, flips=flips, top=top))
         images += list(rows["image"][valid])
         species += list(rows["species"][valid])
         truths += relabel_unseen(list(rows["individual_id"][valid]), fold_classes(rows[fm.train_mask]))
-        plain = rank(queries, gallery, labels[fm.train_mask], len(vocab), cfg, head_weight=0.0, flips=False)
-        knn_names += plain.names(vocab)
-        knn_scores.append(plain.scores)
-    if not names:
+    if not parts:
         return None
-    groups = [species_of[n[0]] if n else "" for n in names]
-    return OutOfFold(images, species, names, stack_padded(scores), truths, groups, knn_names, stack_padded(knn_scores))
+    candidates = Candidates(stack_padded([p.labels for p in parts], -1), stack_padded([p.scores for p in parts]))
+    return OutOfFold(images, species, truths, candidates)
 
 
-def oof_frame(oof: OutOfFold) -> pd.DataFrame:
+def oof_frame(oof: OutOfFold, vocab: list[str]) -> pd.DataFrame:
     """Out-of-fold retrieval as a table: image, species, truth (new_individual if unseen), candidates, scores."""
     return pd.DataFrame(
         {
             "image": oof.images,
             "species": oof.species,
             "truth": oof.truths,
-            "candidates": [" ".join(n) for n in oof.names],
-            "scores": [" ".join(f"{v:.6f}" for v in row[np.isfinite(row)]) for row in oof.scores],
+            "candidates": [" ".join(n) for n in oof.candidates.names(vocab)],
+            "scores": [" ".join(f"{v:.6f}" for v in row[np.isfinite(row)]) for row in oof.candidates.scores],
         }
     )
 
@@ -273,79 +264,89 @@ def stack_padded(parts: list[np.ndarray], fill: float = -np.inf) -> np.ndarray:
     return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=fill) for p in parts])
 
 
-def calibrate(oof: OutOfFold | None, cfg: WhaleConfig) -> dict:
-    """Thresholds from out-of-fold results (`threshold_mode: best`), with the OOF MAP@5 they give."""
+def best_candidate_species(names: list[list[str]], species_of: dict[str, str]) -> list[str]:
+    """The species of each query's best candidate ("" when it has none): the group of per-species thresholds."""
+    return [species_of[n[0]] if n else "" for n in names]
+
+
+def calibrate(
+    oof: OutOfFold | None, plain: OutOfFold | None, vocab: list[str], species_of: dict[str, str], cfg: WhaleConfig
+):
+    """The run's threshold policy fitted on its out-of-fold ranking, and the record of what it found.
+
+    Whatever the policy, the record also holds the best out-of-fold threshold and MAP@5 (and never predicting
+    new), and the plain-kNN threshold a catalogue uses.
+
+    Returns:
+        The fitted policy and the calibration record. A full fit (no out-of-fold photos) falls back to the
+        target-ratio policy.
+    """
     if oof is None:
-        return {"mode": "ratio", "reason": "no out-of-fold predictions (full fit)"}
-    threshold, score = best_threshold(oof.names, oof.scores, oof.truths)
-    below = float(np.min(oof.scores[np.isfinite(oof.scores)], initial=0.0)) - 1.0
-    no_new = float(map_by_threshold(oof.names, oof.scores, oof.truths, np.array([below]))[0])
-    knn_threshold, knn_score = best_threshold(oof.knn_names, oof.knn_scores, oof.truths)
-    result = {
+        policy = TargetNewRatio(cfg.retrieval.new_ratio)
+        return policy, {"mode": policy.name, "reason": "no out-of-fold predictions (full fit)", **policy.fit(None)}
+    names, scores = oof.candidates.names(vocab), oof.candidates.scores
+    ranked = RankedQueries(names, scores, best_candidate_species(names, species_of), oof.truths)
+    threshold, score = best_threshold(names, scores, oof.truths)
+    below = float(np.min(scores[np.isfinite(scores)], initial=0.0)) - 1.0
+    knn_threshold, knn_score = best_threshold(plain.candidates.names(vocab), plain.candidates.scores, oof.truths)
+    record = {
         "mode": cfg.retrieval.threshold_mode,
         "threshold": threshold,
         "oof_map_at_5": score,
-        "oof_map_at_5_no_new": no_new,
+        "oof_map_at_5_no_new": float(map_by_threshold(names, scores, oof.truths, np.array([below]))[0]),
         "oof_queries": len(oof.truths),
         "oof_new_ratio": float(np.mean([t == NEW_INDIVIDUAL for t in oof.truths])),
         "catalogue_threshold": knn_threshold,
         "oof_map_at_5_plain_knn": knn_score,
     }
-    if cfg.retrieval.per_species:
-        table, overall = best_thresholds_by_group(
-            oof.names, oof.scores, oof.truths, oof.groups, cfg.retrieval.min_species_queries
-        )
-        per = thresholds_for(oof.groups, table, overall)
-        inserted = insert_new_individual(oof.names, oof.scores, per)
-        from spotter.metrics import map_at_5
-
-        result["species_thresholds"] = {str(k): float(v) for k, v in table.items()}
-        result["oof_map_at_5_per_species"] = map_at_5(oof.truths, inserted)
-    return result
-
-
-def predict_submission(
-    run_dir: str | Path,
-    data_dir: str | Path,
-    out: str | Path,
-    tta: bool = True,
-    reporter: Reporter = NullReporter(),
-) -> tuple[Path, dict]:
-    """Writes `image,predictions` for DATA's test photos with every fold model of a run.
-
-    Args:
-        run_dir: A finished whale run.
-        data_dir: The data folder it was trained on (its train photos are the gallery).
-        out: Submission CSV.
-        tta: Flip TTA (and flipped gallery copies), when the config enables it.
-        reporter: Progress reporting.
-
-    Returns:
-        The submission path and the calibration (thresholds, out-of-fold MAP@5), also saved as
-        `retrieval.json` in the run folder.
-    """
-    cfg = load_run(run_dir)
-    if not tta:
-        cfg.retrieval.flip_tta = False
-    data = read_whale_data(data_dir)
-    if data.test.empty:
-        raise SpotterError("no test photos listed", Path(data_dir) / "sample_submission.csv")
-    rows = run_rows(run_dir, data)
-    models = load_fold_models(run_dir, cfg, rows)
-    return predict_with_models(models, cfg, data, rows, out, reporter, run_dir)
+    policy = create_threshold_policy(cfg.retrieval.threshold_mode, cfg.retrieval)
+    record.update(policy.fit(ranked))
+    return policy, record
 
 
 def embed_run(
-    models: list[FoldModel], cfg: WhaleConfig, data: WhaleData, rows: pd.DataFrame, reporter: Reporter = NullReporter()
+    models: list[FoldModel],
+    cfg: WhaleConfig,
+    data: WhaleData,
+    rows: pd.DataFrame,
+    runtime: Runtime,
+    reporter: Reporter = NullReporter(),
 ) -> tuple[list[Views], list[Views]]:
     """Each fold model's views of the run's train photos and of DATA's test photos."""
     boxes = data.bboxes if cfg.use_bboxes else None
     flips = cfg.retrieval.flip_tta
     train_views, test_views = [], []
     for fm in models:
-        train_views.append(embed_rows(fm.model, rows, cfg, boxes, flips, reporter, f"{fm.name}: train photos"))
-        test_views.append(embed_rows(fm.model, data.test, cfg, boxes, flips, reporter, f"{fm.name}: test photos"))
+        train_views.append(embed_rows(fm.model, rows, cfg, boxes, flips, runtime, reporter, f"{fm.name}: train photos"))
+        test_views.append(embed_rows(fm.model, data.test, cfg, boxes, flips, runtime, reporter, f"{fm.name}: test photos"))
     return train_views, test_views
+
+
+def submission_frame(images: Sequence[str], predictions: Sequence[Sequence[str]]) -> pd.DataFrame:
+    """Kaggle's `image,predictions` table: five space-separated ids per image."""
+    return pd.DataFrame({"image": list(images), "predictions": [" ".join(list(p)[:5]) for p in predictions]})
+
+
+def load_test_data(data_dir: str | Path) -> WhaleData:
+    """DATA, read and checked, with at least one test photo.
+
+    Raises:
+        SpotterError: On bad data or no test photos.
+    """
+    data = read_whale_data(data_dir)
+    if data.test.empty:
+        raise SpotterError("no test photos listed", Path(data_dir) / TEST_CSV)
+    return data
+
+
+def predict_test(task, run: RunDir, cfg: WhaleConfig, data_dir: Path, tta: bool, runtime: Runtime, reporter: Reporter):
+    """`WhaleTask.predict_test`: the run's fold models rank DATA's test photos (see the module's docstring)."""
+    if not tta:
+        cfg.retrieval.flip_tta = False
+    data = load_test_data(data_dir)
+    rows = run_rows(run, data)
+    models = restore_fold_models(task, run, cfg, rows)
+    return predict_with_models(models, cfg, data, rows, runtime, reporter, run)
 
 
 def predict_with_models(
@@ -353,69 +354,47 @@ def predict_with_models(
     cfg: WhaleConfig,
     data: WhaleData,
     rows: pd.DataFrame,
-    out: str | Path,
+    runtime: Runtime,
     reporter: Reporter = NullReporter(),
-    run_dir: str | Path | None = None,
-) -> tuple[Path, dict]:
-    """The prediction pipeline for given models (a run's, or untrained ones for a baseline)."""
+    run: RunDir | None = None,
+) -> Submission | None:
+    """The prediction pipeline for given models (a run's, or untrained ones for a baseline).
+
+    Returns:
+        On the main process, the submission with its calibration as the record (also written to the run
+        folder when `run` is given); None on the others.
+    """
     vocab = sorted(set(rows["individual_id"]))
-    train_views, test_views = embed_run(models, cfg, data, rows, reporter)
-    oof = out_of_fold(list(zip(models, train_views)), rows, vocab, cfg)
-    calibration = calibrate(oof, cfg)
-    if run_dir is not None and oof is not None:
-        write_csv(Path(run_dir) / OOF_RETRIEVAL, oof_frame(oof))
+    train_views, test_views = embed_run(models, cfg, data, rows, runtime, reporter)
+    if not runtime.is_main:
+        return None
+    species_of = dict(zip(rows["individual_id"], rows["species"]))
+    fold_views = list(zip(models, train_views))
+    oof = rank_out_of_fold(fold_views, rows, vocab, cfg)
+    plain = rank_out_of_fold(fold_views, rows, vocab, cfg, head_weight=0.0, flips=False) if oof else None
+    policy, calibration = calibrate(oof, plain, vocab, species_of, cfg)
+    if run is not None and oof is not None:
+        write_csv(run.file(OOF_RETRIEVAL), oof_frame(oof, vocab))
 
     labels = np.searchsorted(vocab, rows["individual_id"].to_numpy().astype(str))
     cands = rank(combine(test_views, len(vocab)), combine(train_views, len(vocab)), labels, len(vocab), cfg)
     names = cands.names(vocab)
-    species_of = dict(zip(rows["individual_id"], rows["species"]))
-    if calibration["mode"] == "ratio" or "threshold" not in calibration:
-        threshold = threshold_for_new_ratio(cands.scores, cfg.retrieval.new_ratio)
-        calibration["test_threshold"] = threshold
-    elif "species_thresholds" in calibration:
-        groups = [species_of[n[0]] if n else "" for n in names]
-        threshold = thresholds_for(groups, calibration["species_thresholds"], calibration["threshold"])
-    else:
-        threshold = calibration["threshold"]
-    predictions = insert_new_individual(names, cands.scores, threshold)
+    thresholds = policy.thresholds(RankedQueries(names, cands.scores, best_candidate_species(names, species_of)))
+    if policy.name == TargetNewRatio.name:
+        calibration["test_threshold"] = float(thresholds)
+    predictions = insert_new_individual(names, cands.scores, thresholds)
     calibration["test_new_first_ratio"] = float(np.mean([p[0] == NEW_INDIVIDUAL for p in predictions]))
     calibration["models"] = [fm.name for fm in models]
-    out = Path(out)
-    write_csv(out, submission_frame(list(data.test["image"]), predictions))
-    if run_dir is not None:
-        write_json(Path(run_dir) / CALIBRATION, calibration)
-    return out, calibration
+    if run is not None:
+        write_json(run.file(CALIBRATION), calibration)
+    summary = []
+    if "oof_map_at_5" in calibration:
+        summary.append(f"out-of-fold MAP@5 {calibration['oof_map_at_5']:.4f} at threshold {calibration['threshold']:.4f}")
+    summary.append(f"new_individual first for {calibration['test_new_first_ratio']:.1%} of test photos")
+    return Submission(submission_frame(list(data.test["image"]), predictions), calibration, summary)
 
 
-def read_calibration(run_dir: str | Path) -> dict | None:
-    """The run's `retrieval.json`, written by its last prediction, or None."""
-    path = Path(run_dir) / CALIBRATION
+def read_calibration(run: RunDir) -> dict | None:
+    """The run's calibration, written by its last prediction, or None."""
+    path = run.file(CALIBRATION)
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def run_embedder(run_dir: str | Path, flip: bool = False):
-    """An `EmbedFn` (photos → (N, D)) of the run's fold models together, and its metadata.
-
-    Builds each model from the saved weights alone: the head sizes are read from the weights file.
-    """
-    from safetensors import safe_open
-
-    from spotter.engine.predict import fold_weights, load_weights
-    from spotter.whale.embed import create_embedder
-    from spotter.whale.task import normalization
-
-    cfg = load_run(run_dir)
-    models = []
-    for path in fold_weights(run_dir):
-        with safe_open(str(path), framework="pt") as handle:
-            keys = set(handle.keys())
-            classes = handle.get_slice("class_index").get_shape()[0]
-            species = handle.get_slice("species_head.margins").get_shape()[0] if "species_head.margins" in keys else None
-        model = WhaleNet(cfg, [1] * classes, None if species is None else [1] * species, pretrained=False)
-        models.append(load_weights(model, path).eval())
-    mean, std = normalization(cfg.model.backbone)
-    embedder = Embedder(models)
-    embed = create_embedder(embedder, cfg.image_size, mean=mean, std=std, flip=flip, device=device())
-    meta = {"run": str(Path(run_dir).resolve()), "backbone": cfg.model.backbone, "image_size": cfg.image_size,
-            "models": len(models)}
-    return embed, meta

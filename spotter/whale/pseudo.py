@@ -17,7 +17,6 @@ in DATA itself are replaced, not kept.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from spotter.errors import SpotterError
-from spotter.io import atomic_folder, read_csv, require_empty_folder, write_csv, write_json
+from spotter.io import read_csv
 from spotter.progress import NullReporter, Reporter
+from spotter.pseudo import check_pseudo_output, write_pseudo_folder
 from spotter.whale.layout import BBOX_CSV, TEST_CSV, TEST_DIR, TEST_LABELS_CSV, TRAIN_COLUMNS, TRAIN_CSV, TRAIN_DIR
 
 LINKED = (TEST_DIR, TEST_CSV, TEST_LABELS_CSV, BBOX_CSV)
@@ -78,10 +78,8 @@ def make_pseudo_dataset(
     from spotter.whale.data import read_whale_data
     from spotter.whale.ensemble import blend_candidates, compatible_run_scores
 
-    data_dir, out = Path(data_dir), Path(out)
-    require_empty_folder(out)  # before the (slow) embedding; `atomic_folder` checks again when writing
-    if out.resolve() == data_dir.resolve():
-        raise SpotterError("output folder must differ from the data folder", out)
+    data_dir = Path(data_dir)
+    out = check_pseudo_output(out, data_dir)  # before the (slow) embedding
     data = read_whale_data(data_dir)
     scores, caches = compatible_run_scores(runs, data_dir, tta, reporter)
     vocab = scores[0].vocab
@@ -128,15 +126,8 @@ def make_pseudo_dataset(
         truth = read_csv(truth_path, required=["image", "individual_id"], dtype=str).set_index("image")["individual_id"]
         summary["pseudo_correct"] = int((truth.reindex(chosen["image"]).to_numpy() == chosen["individual_id"]).sum())
 
-    with atomic_folder(out) as staging:
-        (staging / TRAIN_DIR).mkdir()
-        for name, source in zip(rows["image"], sources):
-            os.symlink(Path(source).resolve(), staging / TRAIN_DIR / name)
-        for name in LINKED:
-            if (data_dir / name).exists():
-                os.symlink((data_dir / name).resolve(), staging / name)
-        write_csv(staging / TRAIN_CSV, rows)
-        write_json(staging / "pseudo.json", summary)
+    files = [(f"{TRAIN_DIR}/{name}", source) for name, source in zip(rows["image"], sources)]
+    write_pseudo_folder(out, data_dir, files, LINKED, {TRAIN_CSV: rows}, summary)
     return summary
 
 

@@ -11,12 +11,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from spotter.engine.rundir import RunDir
 from spotter.errors import SpotterError
 from spotter.io import atomic_path, read_csv, write_text
 from spotter.metrics import NEW_INDIVIDUAL, average_precision_at_5
 from spotter.whale.threshold import candidate_thresholds, insert_new_individual, map_by_threshold
-
-REPORT = "report.html"
 
 
 def load_oof_retrieval(run_dir: str | Path) -> tuple[pd.DataFrame, float, str]:
@@ -29,14 +28,14 @@ def load_oof_retrieval(run_dir: str | Path) -> tuple[pd.DataFrame, float, str]:
     """
     from spotter.whale.predict import OOF_RETRIEVAL, read_calibration
 
-    run_dir = Path(run_dir)
-    calibration = read_calibration(run_dir)
-    if (run_dir / OOF_RETRIEVAL).is_file() and calibration and "threshold" in calibration:
-        frame = read_csv(run_dir / OOF_RETRIEVAL, required=["image", "truth", "candidates", "scores"], dtype=str)
+    run = RunDir(run_dir)
+    calibration = read_calibration(run)
+    if run.file(OOF_RETRIEVAL).is_file() and calibration and "threshold" in calibration:
+        frame = read_csv(run.file(OOF_RETRIEVAL), required=["image", "truth", "candidates", "scores"], dtype=str)
         return frame, float(calibration["threshold"]), "kNN + head (whale predict)"
-    path = run_dir / "oof.npz"
+    path = run.oof_arrays
     if not path.is_file():
-        raise SpotterError("no out-of-fold results (oof.npz) in the run folder", run_dir)
+        raise SpotterError(f"no out-of-fold results ({path.name}) in the run folder", run.path)
     oof = np.load(path, allow_pickle=False)
     vocab = list(oof["vocab"])
     names = [" ".join(vocab[c] for c in row[:5] if c >= 0) for row in oof["head_top_class"]]
@@ -105,7 +104,8 @@ def write_report(run_dir: str | Path, data_dir: str | Path | None = None, galler
     if data_dir is not None:
         _gallery(run_dir / "gallery.png", Path(data_dir), frame, lists, gallery_rows)
         gallery = '<h2>Validation photos and their top 5</h2><img src="gallery.png">'
-    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    run = RunDir(run_dir)
+    metrics = run.read_metrics() if run.is_finished() else {}
     rows = "".join(
         f"<tr><td>{html.escape(str(k))}</td><td>{v['mean']:.4f}</td><td>{int(v['count'])}</td></tr>"
         for k, v in by_species.iterrows()
@@ -123,8 +123,8 @@ Training: {html.escape(json.dumps({k: metrics.get(k) for k in ("fold_metric", "b
 <table border="1" cellpadding="3"><tr><th>group</th><th>MAP@5</th><th>photos</th></tr>{rows}</table>
 {gallery}</body></html>
 """
-    write_text(run_dir / REPORT, page)
-    return run_dir / REPORT
+    write_text(run.report_path, page)
+    return run.report_path
 
 
 def _save(fig, path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from spotter.engine.rundir import RunDir
 from spotter.errors import SpotterError
 from spotter.io import write_csv
 from spotter.progress import NullReporter, Reporter
@@ -22,7 +23,7 @@ from spotter.whale.catalogue import (
 from spotter.whale.layout import TRAIN_CSV, TRAIN_DIR
 
 CATALOGUE_CSV = "catalogue.csv"
-INDEX = "index"
+INDEX = "index"  # the default catalogue index, inside the run folder
 
 
 def catalogue_source(catalogue: str | Path, csv: str | Path | None = None) -> tuple[Path, Path]:
@@ -50,7 +51,7 @@ def default_threshold(run_dir: str | Path) -> tuple[float, str]:
     """The looks-new threshold for a run's catalogue: tuned out-of-fold by its last `whale predict`, else 0.5."""
     from spotter.whale.predict import read_calibration
 
-    calibration = read_calibration(run_dir)
+    calibration = read_calibration(RunDir(run_dir))
     if calibration and "catalogue_threshold" in calibration:
         return float(calibration["catalogue_threshold"]), "out-of-fold"
     return DEFAULT_NEW_THRESHOLD, "default"
@@ -65,8 +66,6 @@ def index_catalogue(
     reporter: Reporter = NullReporter(),
 ) -> tuple[Path, Catalogue]:
     """Embeds a catalogue with the run's models and saves it (default: `RUN/index`)."""
-    from spotter.whale.predict import run_embedder
-
     folder, table = catalogue_source(catalogue, csv)
     embed, meta = run_embedder(run_dir)
     source = "given"
@@ -75,7 +74,7 @@ def index_catalogue(
     built = build_catalogue(
         folder, table, embed, new_threshold=threshold, meta={**meta, "threshold_source": source}, reporter=reporter
     )
-    out = Path(out) if out is not None else Path(run_dir) / INDEX
+    out = Path(out) if out is not None else RunDir(run_dir).file(INDEX)
     return save_catalogue(built, out), built
 
 
@@ -93,11 +92,9 @@ def match_with_run(
     Raises:
         SpotterError: If the index is missing, was built by another run's models, or `top` < 1.
     """
-    from spotter.whale.predict import run_embedder
-
     if top < 1:
         raise SpotterError(f"--top must be at least 1, got {top}")
-    index = Path(index) if index is not None else Path(run_dir) / INDEX
+    index = Path(index) if index is not None else RunDir(run_dir).file(INDEX)
     if not index.is_dir():
         raise SpotterError("no index; build one with `spotter whale index RUN CATALOGUE`", index)
     catalogue = load_catalogue(index)
@@ -112,3 +109,25 @@ def match_with_run(
     write_csv(out, matches_frame(matches))
     sheet = write_contact_sheet(matches, catalogue, out.with_suffix(".png"))
     return matches, sheet
+
+
+def run_embedder(run_dir: str | Path, flip: bool = False):
+    """An `EmbedFn` (photos → (N, D)) of the run's fold models together, and its metadata."""
+    import torch
+
+    from spotter.engine.predict import fold_models
+    from spotter.whale.config import WhaleConfig
+    from spotter.whale.data import normalization
+    from spotter.whale.embed import create_embedder
+    from spotter.whale.model import Embedder
+    from spotter.whale.task import WhaleTask
+
+    run = RunDir(run_dir)
+    cfg = run.read_config(WhaleConfig)
+    models = [model for _, model in fold_models(WhaleTask(), run, cfg)]
+    mean, std = normalization(cfg.model.backbone)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    embed = create_embedder(Embedder(models), cfg.image_size, mean=mean, std=std, flip=flip, device=device)
+    meta = {"run": str(run.path.resolve()), "backbone": cfg.model.backbone, "image_size": cfg.image_size,
+            "models": len(models)}
+    return embed, meta

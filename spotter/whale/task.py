@@ -9,7 +9,6 @@ retrieval used for submissions lives in `spotter.whale.predict`.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -17,76 +16,16 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
+from spotter.engine.rundir import RunDir
 from spotter.errors import SpotterError
 from spotter.io import atomic_path
-from spotter.metrics import NEW_INDIVIDUAL
 from spotter.whale.config import WhaleConfig
-from spotter.whale.data import WhaleDataset, build_transform, encode_labels, read_whale_data
+from spotter.whale.data import fold_classes, photo_dataset, read_whale_data, species_classes
 from spotter.whale.model import HEAD_TOP, WhaleLoss, WhaleNet
-from spotter.whale.threshold import best_threshold
+from spotter.whale.threshold import best_threshold, relabel_unseen
 
-OOF = "oof.npz"
-
-
-@functools.lru_cache(maxsize=8)
-def normalization(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The (mean, std) the backbone's pretrained weights expect (0.5/0.5 for the TF Lite EfficientNets)."""
-    from spotter.models.backbones import preprocessing
-
-    try:
-        pre = preprocessing(backbone)
-    except RuntimeError as err:
-        raise SpotterError(f"cannot build backbone {backbone!r}: {err}") from None
-    return tuple(pre["mean"]), tuple(pre["std"])
-
-
-def fold_classes(train_rows: pd.DataFrame) -> list[str]:
-    """The id classes of a fold's model: the sorted ids of its train rows."""
-    return sorted(set(train_rows["individual_id"]))
-
-
-def species_classes(train_rows: pd.DataFrame) -> list[str]:
-    """The species classes of a fold's model: the sorted species of its train rows."""
-    return sorted(set(train_rows["species"]))
-
-
-class PairTargets(Dataset):
-    """A `WhaleDataset` whose target is the pair (id class, species class), −1 where unknown."""
-
-    def __init__(self, images: WhaleDataset, species: np.ndarray) -> None:
-        self.images, self.species = images, np.asarray(species, np.int64)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> dict:
-        item = self.images[index]
-        item["target"] = torch.tensor([item["target"], self.species[index]], dtype=torch.int64)
-        return item
-
-
-def photo_dataset(
-    rows: pd.DataFrame,
-    cfg: WhaleConfig,
-    train: bool,
-    boxes: dict | None = None,
-    classes: list[str] | None = None,
-    species: list[str] | None = None,
-    flip: bool = False,
-) -> Dataset:
-    """Photos of `rows` as engine samples: training augmentation or a plain resize, targets (id, species)."""
-    mean, std = normalization(cfg.model.backbone)
-    aug = cfg.augment
-    transform = build_transform(
-        cfg.image_size, train, mean=mean, std=std, flip=aug.flip, jitter=aug.jitter, crop_scale=tuple(aug.crop_scale)
-    )
-    ids = encode_labels(list(rows["individual_id"]), classes)[0] if classes is not None else None
-    kinds = encode_labels(list(rows["species"]), species)[0] if species is not None else np.full(len(rows), -1)
-    row_boxes = [boxes.get(name) for name in rows["image"]] if boxes else None
-    images = WhaleDataset(list(rows["path"]), ids, transform, row_boxes, margin=aug.box_margin, flip=flip)
-    return PairTargets(images, kinds)
+TRUTH = "truth"  # validation rows' id as the metric scores it: new_individual where unseen on the train side
 
 
 def split_predictions(predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,11 +44,12 @@ class WhaleTask:
     config_class = WhaleConfig
     id_column = "image"
     target_column = "individual_id"
+    metric_name = "MAP@5"
 
     def __init__(self) -> None:
+        # what `load_samples` read from the data folder, which the engine always calls first
         self.vocab: list[str] = []  # every train id, sorted: the global class positions
         self.boxes: dict | None = None
-        self.known: dict[int, set[str]] = {}  # fold → ids on its train side
 
     def load_samples(self, data_dir: Path, cfg: WhaleConfig) -> pd.DataFrame:
         data = read_whale_data(data_dir, require_test=False)
@@ -117,20 +57,37 @@ class WhaleTask:
         self.vocab = sorted(set(data.train["individual_id"]))
         return data.train[["image", "species", "individual_id", "path"]].copy()
 
+    def prepare_validation(self, train_rows: pd.DataFrame, valid_rows: pd.DataFrame) -> pd.DataFrame:
+        """Adds `truth`: the id, or `new_individual` where the id is absent from the fold's train side."""
+        truths = relabel_unseen(list(valid_rows["individual_id"]), fold_classes(train_rows))
+        return valid_rows.assign(**{TRUTH: truths})
+
     def create_datasets(self, data_dir, train_rows, valid_rows, cfg: WhaleConfig):
         classes, species = fold_classes(train_rows), species_classes(train_rows)
         train = photo_dataset(train_rows, cfg, True, self.boxes, classes, species)
-        valid = None
-        if valid_rows is not None:
-            valid = photo_dataset(valid_rows, cfg, False, self.boxes, classes, species)
-            if "fold" in valid_rows.columns and len(valid_rows):
-                self.known[int(valid_rows["fold"].iloc[0])] = set(classes)
+        valid = None if valid_rows is None else photo_dataset(valid_rows, cfg, False, self.boxes, classes, species)
         return train, valid
 
-    def create_model(self, cfg: WhaleConfig, train_rows: pd.DataFrame | None) -> nn.Module:
-        if train_rows is None:
-            raise SpotterError("a whale model needs its fold's train rows; predict with `spotter whale predict`")
+    def create_model(self, cfg: WhaleConfig, train_rows: pd.DataFrame) -> nn.Module:
         return build_model(cfg, train_rows, self.vocab)
+
+    def restore_model(self, cfg: WhaleConfig, weights: Path) -> nn.Module:
+        """A trained model from its weights alone: the head sizes are read from the weights file."""
+        from safetensors import safe_open
+
+        from spotter.engine.predict import load_weights
+
+        try:
+            with safe_open(str(weights), framework="pt") as handle:
+                keys = set(handle.keys())
+                classes = handle.get_slice("class_index").get_shape()[0]
+                species = handle.get_slice("species_head.margins").get_shape()[0] if "species_head.margins" in keys else None
+        except FileNotFoundError:
+            raise SpotterError("weights file not found", weights) from None
+        except Exception as err:  # corrupt or truncated files, or weights of another model
+            raise SpotterError(f"cannot read whale model weights ({str(err).splitlines()[0][:200]})", weights) from None
+        model = WhaleNet(cfg, [1] * classes, None if species is None else [1] * species, pretrained=False)
+        return load_weights(model, weights)
 
     def create_loss(self, cfg: WhaleConfig, train_rows: pd.DataFrame) -> nn.Module:
         return WhaleLoss(cfg.head.id_weight, cfg.head.species_weight if cfg.head.species else 0.0)
@@ -153,22 +110,12 @@ class WhaleTask:
         return torch.cat([emb, top_cos, top_class], dim=1)
 
     def metric(self, rows: pd.DataFrame, predictions: np.ndarray) -> float:
-        return head_map_at_5(self.truths(rows), self.vocab, predictions)[0]
+        return head_map_at_5(list(rows[TRUTH]), self.vocab, predictions)[0]
 
-    def truths(self, rows: pd.DataFrame) -> list[str]:
-        """True ids of validation rows, `new_individual` where the id is absent from the row's fold's train side."""
-        ids = list(rows["individual_id"])
-        if "fold" not in rows.columns:
-            return ids
-        return [
-            i if f not in self.known or i in self.known[f] else NEW_INDIVIDUAL for i, f in zip(ids, rows["fold"])
-        ]
-
-    def write_oof(self, run_dir: Path, rows: pd.DataFrame, predictions: np.ndarray) -> Path:
+    def write_oof(self, run: RunDir, rows: pd.DataFrame, predictions: np.ndarray) -> Path:
         embeddings, top_cos, top_class = split_predictions(predictions)
-        truths = self.truths(rows)
+        truths = list(rows[TRUTH])
         score, threshold = head_map_at_5(truths, self.vocab, predictions)
-        path = Path(run_dir) / OOF
         arrays = {
             "embeddings": embeddings.astype(np.float32),
             "labels": np.asarray(rows["individual_id"], dtype=str),
@@ -182,10 +129,16 @@ class WhaleTask:
             "head_threshold": np.float64(threshold),
             "head_map_at_5": np.float64(score),
         }
-        with atomic_path(path) as tmp:
+        with atomic_path(run.oof_arrays) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)
-        return path
+        return run.oof_arrays
+
+    def predict_test(self, run: RunDir, cfg: WhaleConfig, data_dir: Path, tta: bool, runtime, reporter):
+        """kNN over the train photos mixed with the id head, new_individual by the run's threshold policy."""
+        from spotter.whale.predict import predict_test
+
+        return predict_test(self, run, cfg, data_dir, tta, runtime, reporter)
 
 
 def build_model(cfg: WhaleConfig, train_rows: pd.DataFrame, vocab: list[str], pretrained=None) -> WhaleNet:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -164,8 +165,96 @@ def threshold_for_new_ratio(scores: np.ndarray, ratio: float, iterations: int = 
     return high
 
 
-def map_with_threshold(
-    candidates: Sequence[Sequence[str]], scores: np.ndarray, truths: Sequence[str], threshold: float | np.ndarray
-) -> float:
-    """MAP@5 of the lists after inserting `new_individual` (the slow, literal check of `map_by_threshold`)."""
-    return map_at_5(list(truths), insert_new_individual(candidates, scores, threshold))
+# ----------------------------------------------------------------------------------------------- policies
+
+
+@dataclass
+class RankedQueries:
+    """Ranked candidates of some query photos: what a threshold policy is fitted on and applied to.
+
+    Attributes:
+        names: Candidate ids per query, best first (without `new_individual`).
+        scores: (Q, n) their scores, best first (−inf padding).
+        groups: A group per query (the species of its best candidate), for per-group thresholds.
+        truths: True ids (`new_individual` where unseen on the train side), for fitting; None for test photos.
+    """
+
+    names: list[list[str]]
+    scores: np.ndarray
+    groups: list[str]
+    truths: list[str] | None = None
+
+
+class BestMap:
+    """One threshold: the one with the best out-of-fold MAP@5."""
+
+    name = "best"
+
+    def __init__(self) -> None:
+        self.threshold: float | None = None
+
+    def fit(self, oof: RankedQueries) -> dict:
+        self.threshold, score = best_threshold(oof.names, oof.scores, oof.truths)
+        return {"threshold": self.threshold, "oof_map_at_5": score}
+
+    def thresholds(self, queries: RankedQueries) -> float:
+        return self.threshold
+
+
+class PerSpecies:
+    """A threshold per species (of the best candidate), each tuned on its own out-of-fold queries; species with
+    fewer than `min_queries` of them use the overall best threshold (Happywhale 4th, 6th, 10th places)."""
+
+    name = "per_species"
+
+    def __init__(self, min_queries: int = 20) -> None:
+        self.min_queries = min_queries
+        self.table: dict = {}
+        self.overall: float | None = None
+
+    def fit(self, oof: RankedQueries) -> dict:
+        self.table, self.overall = best_thresholds_by_group(
+            oof.names, oof.scores, oof.truths, oof.groups, self.min_queries
+        )
+        inserted = insert_new_individual(oof.names, oof.scores, self.thresholds(oof))
+        return {
+            "species_thresholds": {str(k): float(v) for k, v in self.table.items()},
+            "oof_map_at_5_per_species": map_at_5(oof.truths, inserted),
+        }
+
+    def thresholds(self, queries: RankedQueries) -> np.ndarray:
+        return thresholds_for(queries.groups, self.table, self.overall)
+
+
+class TargetNewRatio:
+    """The threshold that puts `new_individual` first for a target share of the photos it is applied to
+    (Happywhale 1st: 16.5% of test photos); fitting learns nothing."""
+
+    name = "ratio"
+
+    def __init__(self, ratio: float = 0.165) -> None:
+        self.ratio = ratio
+
+    def fit(self, oof: RankedQueries | None) -> dict:
+        return {"new_ratio": self.ratio}
+
+    def thresholds(self, queries: RankedQueries) -> float:
+        return threshold_for_new_ratio(queries.scores, self.ratio)
+
+
+THRESHOLD_POLICIES = {
+    "best": lambda retrieval: BestMap(),
+    "per_species": lambda retrieval: PerSpecies(retrieval.min_species_queries),
+    "ratio": lambda retrieval: TargetNewRatio(retrieval.new_ratio),
+}
+
+
+def create_threshold_policy(name: str, retrieval) -> BestMap | PerSpecies | TargetNewRatio:
+    """The new_individual threshold policy called `name`, with its settings from the retrieval config.
+
+    Raises:
+        ValueError: On an unknown name (configs are checked against `THRESHOLD_POLICIES` when they load).
+    """
+    if name not in THRESHOLD_POLICIES:
+        raise ValueError(f"unknown threshold policy {name!r}; expected one of {', '.join(THRESHOLD_POLICIES)}")
+    return THRESHOLD_POLICIES[name](retrieval)

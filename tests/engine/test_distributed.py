@@ -71,3 +71,4 @@ def test_kill_mid_epoch_then_resume(toy_data: Path, tmp_path: Path) -> None:
     assert cut_metrics["oof_metric"] == ref_metrics["oof_metric"]
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "ref" / "oof.csv"), pd.read_csv(run / "oof.csv"))
     assert not list(run.rglob("*.tmp"))
+

@@ -3,28 +3,34 @@ import math
 import pytest
 import torch
 
-from spotter.models.heads import ArcFace, SubCenterArcFace, create_head, dynamic_margins
+from spotter.models.heads import HEADS, ArcFace, SubCenterArcFace, create_head, dynamic_margins
 
 
-def _angles(head, x):
-    return torch.acos(head.cosine(x).detach().clamp(-1, 1))
+def _unit(*degrees) -> torch.Tensor:
+    radians = torch.tensor(degrees, dtype=torch.float32).deg2rad()
+    return torch.stack([torch.cos(radians), torch.sin(radians)], 1)
+
+
+def _head_at(*degrees, **kwargs) -> ArcFace:
+    """An ArcFace head on the plane whose class centres sit at the given angles."""
+    head = ArcFace(2, len(degrees), **kwargs)
+    with torch.no_grad():
+        head.weight.copy_(_unit(*degrees))
+    return head
 
 
 def test_target_logit_is_s_cos_theta_plus_m():
-    torch.manual_seed(0)
-    head = ArcFace(8, 5, scale=16.0, margins=0.3)
-    x, labels = torch.randn(6, 8), torch.tensor([0, 1, 2, 3, 4, 0])
+    head = _head_at(0, 90, 200, scale=16.0, margins=0.3)
+    x, labels = _unit(30, 100, 150), torch.tensor([0, 1, 2])  # θ to the target class: 30°, 10°, 50°
     logits = head(x, labels)
-    theta = _angles(head, x)
-    for i, y in enumerate(labels):
-        expected = 16.0 * math.cos(theta[i, y].item() + 0.3) if theta[i, y] + 0.3 < math.pi else None
-        if expected is not None:
-            assert logits[i, y].item() == pytest.approx(expected, abs=1e-4)
-        others = [c for c in range(5) if c != y]
+    for i, theta in enumerate((30, 10, 50)):
+        assert logits[i, labels[i]].item() == pytest.approx(16.0 * math.cos(math.radians(theta) + 0.3), abs=1e-4)
+        others = [c for c in range(3) if c != labels[i]]
         assert torch.allclose(logits[i, others], 16.0 * head.cosine(x)[i, others], atol=1e-5)
 
 
 def test_no_labels_gives_plain_cosine_logits():
+    torch.manual_seed(0)
     head = ArcFace(4, 3, scale=10.0)
     x = torch.randn(2, 4)
     assert torch.allclose(head(x), 10.0 * head.cosine(x))
@@ -32,12 +38,10 @@ def test_no_labels_gives_plain_cosine_logits():
 
 
 def test_per_class_margins_apply_to_their_class():
-    head = ArcFace(4, 2, scale=1.0, margins=torch.tensor([0.1, 0.5]))
-    x = torch.randn(1, 4)
-    theta = _angles(head, x)[0]
-    for y, m in ((0, 0.1), (1, 0.5)):
-        if theta[y] + m < math.pi:
-            assert head(x, torch.tensor([y]))[0, y].item() == pytest.approx(math.cos(theta[y] + m), abs=1e-5)
+    head = _head_at(0, 90, scale=1.0, margins=torch.tensor([0.1, 0.5]))
+    x = _unit(40)  # 40° from class 0, 50° from class 1
+    assert head(x, torch.tensor([0]))[0, 0].item() == pytest.approx(math.cos(math.radians(40) + 0.1), abs=1e-5)
+    assert head(x, torch.tensor([1]))[0, 1].item() == pytest.approx(math.cos(math.radians(50) + 0.5), abs=1e-5)
 
 
 def test_theta_plus_m_beyond_pi_stays_monotonic():
@@ -64,6 +68,7 @@ def test_easy_margin_only_where_cos_positive():
 
 
 def test_unlabelled_samples_get_no_margin():
+    torch.manual_seed(0)
     head = ArcFace(4, 3, scale=2.0, margins=0.5)
     x = torch.randn(2, 4)
     assert torch.allclose(head(x, torch.tensor([-1, -1])), head(x))
@@ -94,9 +99,11 @@ def test_subcenter_picks_max_centre():
     assert head.weight.shape == (6, 2)
 
 
-@pytest.mark.parametrize("name", ["arcface", "subcenter_arcface"])
+@pytest.mark.parametrize("name", sorted(HEADS))
 def test_registry_and_gradients(name):
-    head = create_head(name, 8, 4)
+    torch.manual_seed(0)
+    head = create_head(name, 8, 4, subcenters=3)
+    assert head.weight.shape == ((4 * 3, 8) if name == "subcenter" else (4, 8))  # plain ArcFace: one centre
     x = torch.randn(5, 8, requires_grad=True)
     loss = torch.nn.functional.cross_entropy(head(x, torch.tensor([0, 1, 2, 3, 0])), torch.tensor([0, 1, 2, 3, 0]))
     loss.backward()

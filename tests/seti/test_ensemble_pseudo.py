@@ -33,9 +33,7 @@ def runs(needle_data: Path, tmp_path_factory) -> tuple[Path, Path]:  # noqa: F81
 
 @pytest.fixture
 def spotter_main(monkeypatch):
-    """`spotter` in-process, with the ensemble command registered."""
-    if "spotter.ensemble_cli" not in cli.TASK_CLIS:  # until spotter.cli registers it
-        monkeypatch.setattr(cli, "TASK_CLIS", (*cli.TASK_CLIS, "spotter.ensemble_cli"))
+    """`spotter` in-process."""
     return cli.main
 
 
@@ -53,7 +51,7 @@ def test_ensemble_writes_submission_record_and_reuses_cache(
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["method"] == method and record["runs"] == [str(a), str(b)]
     assert set(record["metrics"]["inputs_oof"]) == {str(a), str(b)} and 0 <= record["metrics"]["ensemble_oof"] <= 1
-    caches = [Path(p) for p in record["test_predictions"]]
+    caches = [Path(c["file"]) for c in record["test_predictions"]]
     assert [p.parent for p in caches] == [a, b] and all(p.is_file() for p in caches)
     capsys.readouterr()
     assert spotter_main([a for a in args if a != "--quiet"]) == 0
@@ -72,7 +70,7 @@ def test_stack_with_dedoppler_features(runs, needle_data, spotter_main, tmp_path
             "--features", "dedoppler", "--quiet"]
     assert spotter_main(args) == 0
     printed = capsys.readouterr().out
-    assert "stack CV" in printed and "oof feature dedoppler_score" in printed
+    assert "stack CV" in printed and "oof AUC feature dedoppler_score" in printed
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["features"][:2] == ["run0", "run1"] and "dedoppler_score" in record["features"]
     assert pd.read_csv(out)["target"].between(0, 1).all()

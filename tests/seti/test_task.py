@@ -15,7 +15,8 @@ from spotter.engine.tta import TRANSFORMS, create_tta, predict_with_tta
 from spotter.seti.config import SetiConfig, SetiModelConfig
 from spotter.seti.synth import inject_needle
 from spotter.errors import SpotterError
-from spotter.seti.task import CadenceDataset, SetiNet, SetiTask, input_preprocess, predict_submission
+from spotter.engine.predict import predict_submission
+from spotter.seti.task import CadenceDataset, SetiNet, SetiTask, input_preprocess
 
 FAST = [
     "epochs=3", "batch_size=8", "n_folds=2", "lr=3e-3", "threads=1", "model.backbone=test_resnet",
@@ -65,7 +66,8 @@ def test_training_lowers_loss_and_predict_writes_submission(needle_data: Path, t
     run, result = trained
     for fold in result.folds:
         assert fold.log[-1]["train_loss"] < fold.log[0]["train_loss"]
-    out = predict_submission(run, needle_data, tmp_path / "sub.csv")
+    out = tmp_path / "sub.csv"
+    predict_submission(SetiTask(), run, needle_data, out)
     sub = pd.read_csv(out, dtype={"id": str})
     truth = pd.read_csv(needle_data / "sample_submission.csv", dtype={"id": str})
     assert list(sub.columns) == ["id", "target"] and list(sub.id) == list(truth.id)

@@ -97,5 +97,11 @@ def test_embedder_wraps_a_network(catalogue_dir):
     assert catalogue.embeddings.shape == (6, 3)
     match = match_photos(catalogue, [catalogue_dir / "photos" / "green1.png"], embed, top=1)[0]
     assert match.candidates[0].individual_id == "green"
-    image = Image.open(catalogue_dir / "photos" / "red0.png")
-    assert np.allclose(create_embedder(net, 16, flip=True)([image]), create_embedder(net, 16)([image]), atol=1e-5)
+    # a net that sees the left and the right half apart: a mirror swaps the halves' colours
+    halves = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d((1, 2)), torch.nn.Flatten())
+    image = Image.new("RGB", (16, 16), (255, 0, 0))
+    image.paste((0, 0, 255), (8, 0, 16, 16))  # red left, blue right
+    plain = create_embedder(halves, 16)([image]).reshape(3, 2)
+    mirrored = create_embedder(halves, 16, flip=True)([image]).reshape(3, 2)
+    assert plain[0, 0] > plain[0, 1] and plain[2, 1] > plain[2, 0]  # red on the left, blue on the right
+    assert np.allclose(mirrored, plain[:, ::-1], atol=1e-5)

@@ -1,14 +1,14 @@
 import shutil
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from spotter.cli import main
+from spotter.config import load_config
 from spotter.errors import SpotterError
+from spotter.whale.config import WhaleConfig
 from spotter.whale.data import (
-    create_dataset,
     encode_labels,
     find_problems,
     fix_species,
@@ -97,17 +97,21 @@ def test_crop_with_margin(whale_data):
 
 
 def test_dataset_items(whale_data):
+    from spotter.whale.data import photo_dataset
+
     data = read_whale_data(whale_data)
-    labels, classes = encode_labels(list(data.train["individual_id"]))
-    dataset = create_dataset(data.train, image_size=48, train=True, classes=classes, boxes=data.bboxes)
+    cfg = load_config(WhaleConfig, None, ["image_size=48"])
+    classes, species = sorted(set(data.train["individual_id"])), sorted(set(data.train["species"]))
+    labels, _ = encode_labels(list(data.train["individual_id"]), classes)
+    dataset = photo_dataset(data.train, cfg, True, data.bboxes, classes, species)
     item = dataset[3]
     assert set(item) == {"index", "input", "target"}
-    assert item["index"] == 3 and item["target"] == labels[3]
+    assert item["index"] == 3 and item["target"].tolist() == [labels[3], species.index(data.train["species"][3])]
     assert item["input"].shape == (3, 48, 48) and item["input"].dtype == torch.float32
-    test = create_dataset(data.test, image_size=32)
-    assert test[0]["target"] == -1 and test[0]["input"].shape == (3, 32, 32)
+    test = photo_dataset(data.test, cfg, False)
+    assert test[0]["target"].tolist() == [-1, -1] and test[0]["input"].shape == (3, 48, 48)
     # eval transform is deterministic; flip mirrors the input
-    plain, flipped = create_dataset(data.test, 32)[0]["input"], create_dataset(data.test, 32, flip=True)[0]["input"]
+    plain, flipped = test[0]["input"], photo_dataset(data.test, cfg, False, flip=True)[0]["input"]
     assert torch.allclose(plain.flip(-1), flipped, atol=1e-5)
 
 

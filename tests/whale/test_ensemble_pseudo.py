@@ -78,7 +78,7 @@ def test_ensemble_cli_blends_whale_runs_and_records_its_inputs(two_runs, whale_d
     args = ["ensemble", *map(str, two_runs), "--data", str(whale_data), "--out", str(sub)]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "oof ensemble (mean of scores): MAP@5" in out
+    assert "oof MAP@5 ensemble (mean of scores)" in out
     frame = pd.read_csv(sub, dtype=str)
     test = pd.read_csv(whale_data / "sample_submission.csv", dtype=str)
     assert list(frame["image"]) == list(test["image"])

@@ -67,8 +67,9 @@ def _predictions(top_classes: list[list[int]], top_cosines: list[list[float]], d
 def test_fold_metric_is_map_at_5_with_unseen_ids_as_new():
     task = WhaleTask()
     task.vocab = ["a", "b", "c", "d", "e", "f"]
-    task.known = {0: {"a", "b", "c", "d", "e"}}  # "f" is absent from fold 0's train side
-    rows = pd.DataFrame({"individual_id": ["a", "b", "f"], "fold": [0, 0, 0]})
+    train_rows = pd.DataFrame({"individual_id": ["a", "b", "c", "d", "e"], "fold": [1] * 5})
+    # "f" is absent from fold 0's train side
+    rows = task.prepare_validation(train_rows, pd.DataFrame({"individual_id": ["a", "b", "f"], "fold": [0, 0, 0]}))
     predictions = _predictions(
         [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [2, 3, 4, 0, 1]],
         [[0.9, 0.5, 0.4, 0.3, 0.2], [0.8, 0.7, 0.3, 0.2, 0.1], [0.3, 0.2, 0.1, 0.05, 0.0]],
@@ -76,7 +77,7 @@ def test_fold_metric_is_map_at_5_with_unseen_ids_as_new():
     # threshold between 0.3 and 0.4 inserts new_individual: a at 1, b at 2, f (new) first
     expected = map_at_5(["a", "b", NEW_INDIVIDUAL], [["a", NEW_INDIVIDUAL], ["a", "b"], [NEW_INDIVIDUAL]])
     assert task.metric(rows, predictions) == pytest.approx(expected)
-    assert task.truths(rows) == ["a", "b", NEW_INDIVIDUAL]
+    assert list(rows["truth"]) == ["a", "b", NEW_INDIVIDUAL]
     # fewer head classes than HEAD_TOP: the padding is never a candidate
     short = _predictions([[1]], [[0.9]])
     assert task.metric(rows.iloc[[1]], short) == pytest.approx(1.0)

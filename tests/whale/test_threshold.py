@@ -2,16 +2,25 @@ import numpy as np
 import pytest
 
 from spotter.metrics import NEW_INDIVIDUAL as NEW
+from spotter.metrics import map_at_5
+from spotter.whale.config import THRESHOLD_MODES, WhaleRetrievalConfig
 from spotter.whale.threshold import (
+    THRESHOLD_POLICIES,
+    RankedQueries,
     best_threshold,
     best_thresholds_by_group,
+    create_threshold_policy,
     insert_new_individual,
     map_by_threshold,
-    map_with_threshold,
     relabel_unseen,
     threshold_for_new_ratio,
     thresholds_for,
 )
+
+
+def map_with_threshold(candidates, scores, truths, threshold) -> float:
+    """MAP@5 after inserting new_individual, the literal way (what `map_by_threshold` computes in closed form)."""
+    return map_at_5(list(truths), insert_new_individual(candidates, scores, threshold))
 
 CANDIDATES = [["a", "b", "c", "d", "e"], ["b", "a", "c", "d", "e"], ["c", "a", "b", "d", "e"], ["d", "e", "a", "b", "c"]]
 SCORES = np.array(
@@ -81,3 +90,42 @@ def test_short_lists_match_literal_map():
     fast = map_by_threshold(candidates, scores, truths, thresholds)
     slow = [map_with_threshold(candidates, scores, truths, t) for t in thresholds]
     assert np.allclose(fast, slow)
+
+
+# the per-species case below: group x splits its known/new queries at 0.9/0.5, group y at 0.3/0.2, so no one
+# threshold separates both groups
+GROUPED = RankedQueries(
+    names=[["a", "b"], ["b", "a"], ["c", "d"], ["d", "c"]],
+    scores=np.array([[0.9, 0.1], [0.5, 0.1], [0.3, 0.1], [0.2, 0.1]]),
+    groups=["x", "x", "y", "y"],
+    truths=["a", NEW, "c", NEW],
+)
+
+
+def test_config_names_every_policy_of_the_registry():
+    assert set(THRESHOLD_MODES) == set(THRESHOLD_POLICIES)
+
+
+@pytest.mark.parametrize("name", sorted(THRESHOLD_POLICIES))
+def test_every_policy_fits_on_out_of_fold_queries_and_applies_to_new_ones(name):
+    retrieval = WhaleRetrievalConfig(new_ratio=0.5, min_species_queries=1)
+    policy = create_threshold_policy(name, retrieval)
+    record = policy.fit(GROUPED)
+    assert isinstance(record, dict)
+    thresholds = np.broadcast_to(policy.thresholds(RankedQueries(GROUPED.names, GROUPED.scores, GROUPED.groups)), (4,))
+    lists = insert_new_individual(GROUPED.names, GROUPED.scores, thresholds)
+    new_first = np.mean([row[0] == NEW for row in lists])
+    if name == "per_species":  # each group split where its own queries split: every query right
+        assert map_with_threshold(GROUPED.names, GROUPED.scores, GROUPED.truths, thresholds) == 1.0
+        assert record["oof_map_at_5_per_species"] == 1.0 and set(record["species_thresholds"]) == {"x", "y"}
+    elif name == "best":  # one threshold for all: the best single split gets 3 of 4 queries first-right
+        assert record["oof_map_at_5"] == pytest.approx(map_with_threshold(GROUPED.names, GROUPED.scores,
+                                                                          GROUPED.truths, thresholds))
+        assert record["oof_map_at_5"] < 1.0
+    else:  # the target share of new-first answers, whatever the truths
+        assert new_first == pytest.approx(retrieval.new_ratio)
+
+
+def test_unknown_policy():
+    with pytest.raises(ValueError, match="unknown threshold policy"):
+        create_threshold_policy("median", WhaleRetrievalConfig())

@@ -8,33 +8,53 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spotter.engine.ensemble import (
-    align_runs,
-    blend,
+from spotter.binary.blend import (
+    BLEND_METHODS,
+    BlendInputs,
     blend_folds,
-    cached_test_predictions,
+    create_blend,
     cross_validated_weights,
-    ensemble_runs,
     fit_weights,
     fold_rank_normalize,
     rank_normalize,
 )
-from spotter.engine.stack import stack_oof
+from spotter.binary.ensemble import align_runs, cached_test_predictions, ensemble_runs
+from spotter.binary.stack import stack_oof
+from spotter.engine.rundir import RunDir
 from spotter.errors import SpotterError
 from spotter.metrics import roc_auc
 
 
+def blend_inputs(oof: np.ndarray, test: np.ndarray, targets: np.ndarray, folds: np.ndarray) -> BlendInputs:
+    return BlendInputs(
+        oof=oof, test=test, targets=targets, folds=folds, cv_folds=blend_folds(folds, targets), metric=roc_auc,
+        run_names=[f"r{i}" for i in range(oof.shape[1])], extra_oof=np.zeros((len(oof), 0)),
+        extra_test=np.zeros((len(test), 0)),
+    )
+
+
 def test_mean_and_rank_blends_by_hand() -> None:
     preds = np.array([[0.1, 0.9], [0.4, 0.2], [0.8, 0.5], [0.3, 0.6]])
-    np.testing.assert_allclose(blend(preds, "mean"), [0.5, 0.3, 0.65, 0.45])
+    inputs = blend_inputs(preds, preds, np.array([0.0, 1.0, 1.0, 0.0]), np.array([0, 0, 1, 1]))
+    np.testing.assert_allclose(create_blend("mean")(inputs).predictions, [0.5, 0.3, 0.65, 0.45])
     # ranks (1..4)/4: column 0 -> .25 .75 1 .5; column 1 -> 1 .25 .5 .75
     np.testing.assert_allclose(rank_normalize(preds), [[0.25, 1], [0.75, 0.25], [1, 0.5], [0.5, 0.75]])
-    np.testing.assert_allclose(blend(preds, "rank"), [0.625, 0.5, 0.75, 0.625])
-    np.testing.assert_allclose(blend(preds, "weights", [0.25, 0.75]), [0.7, 0.25, 0.575, 0.525])
-    with pytest.raises(SpotterError, match="summing to 1"):
-        blend(preds, "weights", [0.5, 0.6])
-    with pytest.raises(SpotterError, match="unknown blend"):
-        blend(preds, "median")
+    np.testing.assert_allclose(create_blend("rank")(inputs).predictions, [0.625, 0.5, 0.75, 0.625])
+    with pytest.raises(SpotterError, match="unknown --method 'median'"):
+        create_blend("median")
+
+
+@pytest.mark.parametrize("name", sorted(BLEND_METHODS))
+def test_every_blend_method_gives_one_prediction_per_test_row_and_an_honest_oof_score(name: str) -> None:
+    rng = np.random.default_rng(5)
+    targets = (rng.uniform(size=400) < 0.3).astype(float)
+    good = np.clip(0.3 + 0.5 * (targets - 0.3) + rng.normal(0, 0.2, len(targets)), 0.01, 0.99)
+    oof = np.stack([good, rng.uniform(0.01, 0.99, len(targets))], axis=1)
+    test = rng.uniform(0.01, 0.99, size=(50, 2))
+    outcome = create_blend(name)(blend_inputs(oof, test, targets, np.arange(len(targets)) % 4))
+    assert outcome.predictions.shape == (50,) and np.isfinite(outcome.predictions).all()
+    # the blend of a strong and a useless run scores near the strong one out of fold, well above the useless one
+    assert outcome.metrics["ensemble_oof"] > roc_auc(targets, oof[:, 1]) + 0.2
 
 
 def test_fold_ranks_remove_per_fold_offsets() -> None:
@@ -146,28 +166,34 @@ def test_ensemble_runs_records_inputs_and_metrics(two_runs) -> None:
         pd.DataFrame({"id": ["x", "y"], "target": [0.2, 0.8]}),
         pd.DataFrame({"id": ["x", "y"], "target": [0.6, 0.4]}),
     ]
-    mean = ensemble_runs(aligned, tests, "mean", roc_auc)
+    mean = ensemble_runs(aligned, tests, create_blend("mean"), roc_auc)
     np.testing.assert_allclose(mean.predictions, [0.4, 0.6])
     assert set(mean.record["metrics"]["inputs_oof"]) == {str(a), str(b)}
-    weights = ensemble_runs(aligned, tests, "weights", roc_auc)
+    weights = ensemble_runs(aligned, tests, create_blend("weights"), roc_auc)
     assert sum(weights.record["weights"].values()) == pytest.approx(1)
     assert weights.record["weights"][str(a)] > weights.record["weights"][str(b)]  # b is noise
+    np.testing.assert_allclose(weights.predictions, np.array([[0.2, 0.6], [0.8, 0.4]]) @ list(weights.record["weights"].values()))
     extra = pd.DataFrame({"id": aligned.rows["id"], "f": aligned.rows["target"] * 0.1})
-    stacked = ensemble_runs(aligned, tests, "stack", roc_auc, extra, pd.DataFrame({"id": ["x", "y"], "f": [0, 1]}))
+    stacked = ensemble_runs(aligned, tests, create_blend("stack"), roc_auc, extra,
+                            pd.DataFrame({"id": ["x", "y"], "f": [0, 1]}))
     assert stacked.record["features"] == ["run0", "run1", "f"] and stacked.record["metrics"]["ensemble_oof"] > 0.99
     with pytest.raises(SpotterError, match="other ids"):
-        ensemble_runs(aligned, [tests[0], tests[1].iloc[::-1]], "mean", roc_auc)
+        ensemble_runs(aligned, [tests[0], tests[1].iloc[::-1]], create_blend("mean"), roc_auc)
+    with pytest.raises(SpotterError, match="lack 1 test id"):
+        ensemble_runs(aligned, tests, create_blend("stack"), roc_auc, extra, pd.DataFrame({"id": ["x"], "f": [0]}))
 
 
-def test_cached_test_predictions_predict_once(tmp_path: Path) -> None:
-    calls = []
+def test_test_predictions_are_computed_once_per_run_and_test_set(toy_data, toy_cfg, tmp_path: Path) -> None:
+    from spotter.engine.cv import train
+    from spotter.toy.task import ToyTask
 
-    def predict(path: Path) -> Path:
-        calls.append(path)
-        pd.DataFrame({"id": ["01", "02"], "target": [0.1, 0.9]}).to_csv(path, index=False)
-        return path
-
-    first, path, hit = cached_test_predictions(tmp_path, "abc", predict)
-    again, path2, hit2 = cached_test_predictions(tmp_path, "abc", predict)
-    assert (hit, hit2) == (False, True) and path == path2 == tmp_path / "test_pred-abc.csv" and len(calls) == 1
-    assert list(again["id"]) == ["01", "02"]
+    toy_cfg.epochs = 1
+    train(ToyTask(), toy_data, toy_cfg, tmp_path / "run")
+    run = RunDir(tmp_path / "run")
+    first, path, hit = cached_test_predictions(ToyTask(), run, toy_data)
+    first.assign(target=0.5).to_csv(path, index=False)  # marks the cache: a recomputation would not give 0.5
+    again, path2, hit2 = cached_test_predictions(ToyTask(), run, toy_data)
+    assert (hit, hit2) == (False, True) and path == path2 and path.parent == run.path
+    assert list(again["id"]) == list(first["id"]) and len(first) == 16 and (again["target"] == 0.5).all()
+    _, path3, hit3 = cached_test_predictions(ToyTask(), run, toy_data, tta=False)
+    assert not hit3 and path3 != path  # another setting, another cache entry

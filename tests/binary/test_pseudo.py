@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spotter.engine.pseudo import select_pseudo
+from spotter.binary.pseudo import select_pseudo
 from spotter.errors import SpotterError
 
 PREDS = pd.DataFrame({"id": list("abcdefgh"), "pred": [0.05, 0.97, 0.5, 0.2, 0.91, 0.01, 0.6, 0.08]})

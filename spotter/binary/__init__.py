@@ -1,0 +1,1 @@
+"""Binary id,target tasks (toy, seti): the task base, out-of-fold alignment, blend methods, stacking, pseudo-labels."""
