@@ -104,20 +104,6 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return {re.sub(r"^module\.", "", k): v for k, v in state.items()}
 
 
-def load_local_weights(model: nn.Module, path: str | Path, ignore: tuple[str, ...] = ()) -> None:
-    """Loads a local weights file into `model`, requiring every key to match.
-
-    Args:
-        model: The model.
-        path: `.safetensors` or torch file.
-        ignore: Key prefixes in the file that the model may lack (e.g. `("classifier.",)`).
-
-    Raises:
-        SpotterError: On a missing file, missing or unexpected keys, or shape mismatches.
-    """
-    load_state(model, read_weights(path), str(path), ignore)
-
-
 def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, ignore: tuple[str, ...] = ()) -> None:
     """Loads `state` into `model` strictly, with a SpotterError that lists what does not match."""
     own = model.state_dict()

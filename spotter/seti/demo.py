@@ -15,6 +15,7 @@ def seti_demo(out: str | Path, reporter: Reporter = NullReporter(), n_train: int
     from spotter.io import write_csv
     from spotter.metrics import score_files
     from spotter.seti.config import SetiConfig
+    from spotter.seti.data import SPLITS, TEST_LABELS
     from spotter.seti.dedoppler import baseline_scores
     from spotter.seti.report import make_report
     from spotter.seti.synth import write_synthetic
@@ -23,9 +24,9 @@ def seti_demo(out: str | Path, reporter: Reporter = NullReporter(), n_train: int
 
     out = Path(out)
     data = out / "data"
-    if not (data / "train_labels.csv").is_file():
+    if not (data / SPLITS["train"].labels).is_file():
         write_synthetic(data, n_train, n_test, positive_rate=0.1, seed=0, workers=2, reporter=reporter)
-    truth = data / "test_labels.csv"
+    truth = data / TEST_LABELS
     baseline = out / "baseline.csv"
     write_csv(baseline, baseline_scores(data, reporter=reporter)[["id", "target"]])
     yield f"seti: de-Doppler baseline test AUC {score_files(baseline, truth)[1]:.4f}"

@@ -13,6 +13,7 @@ from spotter.errors import SpotterError
 from spotter.io import atomic_path, ensure_writable_dir, read_csv, write_csv
 
 SIZE = 32
+TRAIN_LABELS, TEST_LABELS, SUBMISSION = "train_labels.csv", "test_labels.csv", "sample_submission.csv"
 
 
 def make_image(rng: np.random.Generator, positive: bool, snr: float = 1.5) -> np.ndarray:
@@ -29,7 +30,7 @@ def synth(out: str | Path, n_train: int, n_test: int, seed: int = 0, positive_ra
     """Writes `train/<id>.npy`, `test/<id>.npy`, train_labels.csv, sample_submission.csv, test_labels.csv."""
     out = ensure_writable_dir(out)
     rng = np.random.default_rng(seed)
-    for split, count, labels_name in (("train", n_train, "train_labels.csv"), ("test", n_test, "test_labels.csv")):
+    for split, count, labels_name in (("train", n_train, TRAIN_LABELS), ("test", n_test, TEST_LABELS)):
         folder = ensure_writable_dir(out / split)
         ids = [f"{split[:2]}{i:06d}" for i in range(count)]
         targets = (rng.random(count) < positive_rate).astype(int)
@@ -39,7 +40,7 @@ def synth(out: str | Path, n_train: int, n_test: int, seed: int = 0, positive_ra
                     np.save(handle, make_image(rng, bool(target)))
         write_csv(out / labels_name, pd.DataFrame({"id": ids, "target": targets}))
         if split == "test":
-            write_csv(out / "sample_submission.csv", pd.DataFrame({"id": ids, "target": 0.5}))
+            write_csv(out / SUBMISSION, pd.DataFrame({"id": ids, "target": 0.5}))
     return out
 
 

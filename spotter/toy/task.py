@@ -11,7 +11,7 @@ from torch import nn
 from spotter.binary.task import BinaryTask
 from spotter.models.pooling import create_pooling
 from spotter.toy.config import ToyConfig
-from spotter.toy.data import ToyDataset, read_labels
+from spotter.toy.data import SUBMISSION, TRAIN_LABELS, ToyDataset, read_labels
 
 
 class BackbonePoolHead(nn.Module):
@@ -32,7 +32,7 @@ class ToyTask(BinaryTask):
     config_class = ToyConfig
 
     def load_samples(self, data_dir: Path, cfg: ToyConfig) -> pd.DataFrame:
-        return read_labels(data_dir, "train_labels.csv")
+        return read_labels(data_dir, TRAIN_LABELS)
 
     def create_datasets(self, data_dir, train_rows, valid_rows, cfg):
         valid = ToyDataset(data_dir / "train", valid_rows, train=False) if valid_rows is not None else None
@@ -42,7 +42,7 @@ class ToyTask(BinaryTask):
         return BackbonePoolHead(cfg.model, cfg.pooling)
 
     def test_rows(self, data_dir: Path) -> pd.DataFrame:
-        return read_labels(Path(data_dir), "sample_submission.csv")
+        return read_labels(Path(data_dir), SUBMISSION)
 
     def test_dataset(self, data_dir: Path, rows: pd.DataFrame, cfg: ToyConfig):
         return ToyDataset(Path(data_dir) / "test", rows, train=False)

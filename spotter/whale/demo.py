@@ -29,6 +29,7 @@ def whale_demo(out: str | Path, reporter: Reporter = NullReporter(), individuals
     from spotter.metrics import score_files
     from spotter.whale.baseline import new_first_baseline
     from spotter.whale.config import WhaleConfig
+    from spotter.whale.layout import TEST_LABELS_CSV
     from spotter.engine.predict import predict_submission
     from spotter.whale.synth import SynthConfig, make_synthetic
     from spotter.whale.task import WhaleTask
@@ -45,8 +46,8 @@ def whale_demo(out: str | Path, reporter: Reporter = NullReporter(), individuals
     task = WhaleTask()
     submission = out / "submission.csv"
     calibration = predict_submission(task, out / "run", data, submission, reporter=reporter).record
-    _, score = score_files(submission, data / "test_labels.csv")
-    _, reference = score_files(new_first_baseline(data, out / "new_first.csv"), data / "test_labels.csv")
+    _, score = score_files(submission, data / TEST_LABELS_CSV)
+    _, reference = score_files(new_first_baseline(data, out / "new_first.csv"), data / TEST_LABELS_CSV)
     yield (
         f"whale: out-of-fold MAP@5 {result.oof_metric:.4f} (head), {calibration['oof_map_at_5']:.4f} (kNN + head); "
         f"test MAP@5 {score:.4f} vs {reference:.4f} answering new_individual first"

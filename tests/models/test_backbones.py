@@ -6,7 +6,6 @@ from spotter.errors import SpotterError
 from spotter.models.backbones import (
     create_backbone,
     lite0_weights_path,
-    load_local_weights,
     map_lite0_keys,
     preprocessing,
     read_weights,
@@ -75,14 +74,13 @@ def test_mismatched_weights_raise(tmp_path):
     state = create_backbone("test_resnet").state_dict()
     partial = {k: v for k, v in list(state.items())[2:]}
     save_file(partial, tmp_path / "partial.safetensors")
-    model = create_backbone("test_resnet")
     with pytest.raises(SpotterError, match="missing keys"):
-        load_local_weights(model, tmp_path / "partial.safetensors")
+        create_backbone("test_resnet", pretrained=tmp_path / "partial.safetensors")
     with pytest.raises(SpotterError, match="not found"):
-        load_local_weights(model, tmp_path / "nope.safetensors")
+        create_backbone("test_resnet", pretrained=tmp_path / "nope.safetensors")
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(SpotterError, match="cannot read"):
-        load_local_weights(model, tmp_path / "junk.pt")
+        create_backbone("test_resnet", pretrained=tmp_path / "junk.pt")
     with pytest.raises(SpotterError, match="no bundled weights"):
         create_backbone("test_resnet", pretrained=True)
 
