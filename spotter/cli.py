@@ -11,13 +11,31 @@ from collections.abc import Sequence
 
 from spotter.errors import SpotterError
 
+DESCRIPTION = """\
+spotter: find narrowband needles in radio-telescope cadences (seti) and identify individual animals in photos
+(whale), with the winning Kaggle recipes on one k-fold training engine. Run `spotter COMMAND --help` for a
+command's options and `spotter config TASK` for the keys a training config takes."""
+
+EXAMPLES = """\
+examples:
+  spotter demo                                          both tasks end to end on generated data (minutes)
+  spotter seti synth data/seti --train 6000 --test 2000 --workers 2
+  spotter seti train data/seti --out runs/seti          configs/seti/cpu.yaml; add key=value to override
+  spotter seti predict runs/seti data/seti --out submission.csv
+  spotter score submission.csv data/seti/test_labels.csv --by kind
+  spotter whale train data/whale --out runs/whale epochs=5
+  spotter ensemble runs/a runs/b --data data/seti --out blend.csv --method rank"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every task's sub-commands."""
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS keeps a sub-command's default from hiding `spotter --quiet COMMAND`
     common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars or messages")
-    parser = argparse.ArgumentParser(prog="spotter", description=__doc__.splitlines()[0], parents=[common])
+    parser = argparse.ArgumentParser(
+        prog="spotter", parents=[common], description=DESCRIPTION, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     score = commands.add_parser(
@@ -27,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("truth", help="truth CSV (id,target or image,individual_id)")
     score.add_argument("--by", metavar="COLUMN", help="also per value of a truth column, e.g. kind or species")
     score.set_defaults(func=_score)
+
+    config = commands.add_parser("config", parents=[common], help="list a task's config keys, defaults and meanings")
+    config.add_argument("task", help="a task name, e.g. seti or whale")
+    config.set_defaults(func=_config)
 
     demo = commands.add_parser("demo", parents=[common], help="run the tasks end to end on generated data")
     demo.add_argument("--out", default="demo", help="folder for the demo's data and runs (default: demo)")
@@ -72,6 +94,22 @@ def _score(args: argparse.Namespace) -> int:
 
         table = score_by_group(args.submission, args.truth, args.by)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.6f}"))
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from spotter.config import describe_config
+    from spotter.tasks import get_task
+
+    keys = describe_config(get_task(args.task).config_class)
+    width = max(len(k.key) for k in keys)
+    for info in keys:
+        if "." not in info.key and info.default == "" and info.meaning:  # a section
+            print(f"\n{info.key}:  {info.meaning}")
+            continue
+        default = "null" if info.default is None else str(info.default).lower() if isinstance(info.default, bool) else info.default
+        print(f"  {info.key:<{width}}  {str(default):<12}  {info.meaning}")
+    print("\nSet any key on the command line (`key=value`, e.g. epochs=3 model.backbone=resnet34) or in a YAML file.")
     return 0
 
 

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import difflib
+import functools
+import inspect
+import io
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, TypeVar
@@ -40,31 +47,31 @@ class LossConfig:
 class TrainConfig:
     """Keys every training config has; tasks subclass it to add their own sections."""
 
-    seed: int = 42
+    seed: int = 42  # the one seed of a run: weights, data order, augmentation (same seed, same OOF predictions)
     fold_seed: Optional[int] = None  # shuffle seed of the folds; None = `seed` (set it to blend seed variants)
-    epochs: int = 5
-    batch_size: int = 32
-    lr: float = 1e-3
-    n_folds: int = 5
-    train_folds: list[int] = field(default_factory=list)  # [] = every fold; [-1] = one fit on all data
-    num_workers: int = 0
+    epochs: int = 5  # passes over the training samples of each fold
+    batch_size: int = 32  # samples per step and process
+    lr: float = 1e-3  # peak learning rate of the backbone
+    n_folds: int = 5  # folds of the cross-validation split
+    train_folds: list[int] = field(default_factory=list)  # folds to train: [] = every fold; [-1] = one fit on all data
+    num_workers: int = 0  # data-loader worker processes (0 loads in the training process)
     image_size: int = 0  # side the inputs are resized to; 0 keeps the native size
 
     optimizer: str = "adamw"  # adamw | adam | sgd | madgrad | radam
-    weight_decay: float = 1e-2
+    weight_decay: float = 1e-2  # decoupled weight decay (AdamW) or L2 (the others)
     head_lr_mult: float = 1.0  # head LR = lr * head_lr_mult (parameters outside `backbone.`)
-    warmup_epochs: float = 0.0
+    warmup_epochs: float = 0.0  # epochs of linear warmup before the cosine decay
     min_lr_ratio: float = 0.0  # cosine floor, as a fraction of the peak LR
-    grad_accum: int = 1
+    grad_accum: int = 1  # steps whose gradients are summed before an update
     grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
-    ema: bool = False
-    ema_decay: float = 0.999
+    ema: bool = False  # keep an EMA of the weights; validation and the best checkpoint use it
+    ema_decay: float = 0.999  # EMA decay per update
     mixed_precision: str = "auto"  # auto = bf16 on a GPU that has it, otherwise fp32
-    channels_last: bool = False
+    channels_last: bool = False  # NHWC memory layout (faster convolutions on recent GPUs)
     threads: int = 0  # torch CPU threads per process; 0 keeps torch's default
     stratify_by: Optional[str] = None  # column for stratified folds; None = the task's target
     group_by: Optional[str] = None  # column for grouped folds (overrides stratify_by)
-    resume: bool = False
+    resume: bool = False  # continue the interrupted run in --out (a finished run is left as it is)
     mixing: MixingConfig = field(default_factory=MixingConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -139,7 +146,7 @@ def load_config(schema: type[C], path: str | Path | None = None, overrides: list
         try:
             merged = OmegaConf.merge(merged, source)
         except ConfigKeyError as err:
-            raise SpotterError(f"unknown config key {_key(err)!r} ({where}); see {schema.__name__}") from None
+            raise SpotterError(f"unknown config key {_key(err)!r} ({where}){_suggest(schema, _key(err))}") from None
         except ValidationError as err:
             raise SpotterError(f"config key {_key(err)!r} ({where}): {_first_line(err)}") from None
     try:
@@ -162,6 +169,67 @@ def default_config_path(task: str) -> Path | None:
     return path if path.is_file() else None
 
 
+@dataclass(frozen=True)
+class KeyInfo:
+    """One key of a config schema: its dotted name, default and the one-line meaning written beside it."""
+
+    key: str
+    default: Any
+    meaning: str
+
+
+def describe_config(schema: type) -> list[KeyInfo]:
+    """Every key of a config schema (sections flattened to dotted keys) with its default and meaning.
+
+    The meaning is the comment written beside the field in the schema's source (a section's is its class
+    docstring's first line), so the listing never drifts from the code.
+    """
+    out: list[KeyInfo] = []
+    defaults = schema()
+    for f in dataclasses.fields(schema):
+        value = getattr(defaults, f.name)
+        if dataclasses.is_dataclass(value):
+            section = type(value)
+            out.append(KeyInfo(f.name, "", (inspect.getdoc(section) or "").splitlines()[0]))
+            out += [KeyInfo(f"{f.name}.{k.key}", k.default, k.meaning) for k in describe_config(section)]
+        else:
+            out.append(KeyInfo(f.name, value, _field_comments(schema).get(f.name, "")))
+    return out
+
+
+@functools.cache
+def _field_comments(schema: type) -> dict[str, str]:
+    """Field name → the comment on its line, for `schema` and the classes it inherits fields from."""
+    comments: dict[str, str] = {}
+    for cls in reversed(schema.__mro__):
+        if not dataclasses.is_dataclass(cls):
+            continue
+        source = inspect.getsource(cls)
+        line_comments = {
+            tok.start[0]: tok.string.lstrip("# ").strip()
+            for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+            if tok.type == tokenize.COMMENT
+        }
+        body = ast.parse(source).body[0]
+        for node in body.body:
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                if node.lineno in line_comments:
+                    comments[node.target.id] = line_comments[node.lineno]
+    return comments
+
+
+def _suggest(schema: type, key: str) -> str:
+    """`; did you mean 'a' or 'b'?` for an unknown key, from the schema's keys ('' when none is close)."""
+    keys = [k.key for k in describe_config(schema)]
+    leaf = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+    close += [k for k in keys if k.rsplit(".", 1)[-1] == leaf and k not in close]
+    close = close[:3]
+    if not close:
+        return "; `spotter config TASK` lists every key"
+    return "; did you mean " + " or ".join(repr(k) for k in close) + "?"
+
+
 def _get(config: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         config = getattr(config, part)
@@ -176,4 +244,4 @@ def _first_line(err: Exception) -> str:
     return str(err).splitlines()[0]
 
 
-__all__ = ["TrainConfig", "MixingConfig", "LossConfig", "load_config", "require_all", "to_yaml", "default_config_path", "MISSING"]
+__all__ = ["TrainConfig", "MixingConfig", "LossConfig", "load_config", "describe_config", "require_all", "to_yaml", "default_config_path", "MISSING"]

@@ -79,6 +79,7 @@ class RichReporter:
                 for item in items:
                     yield item
                     self._progress.advance(task)
+                self._progress.refresh()  # the last state drawn is N/N, not the one before the last advance
             finally:
                 # inner bars vanish when done; the outermost stays as a record
                 if self._depth > 1:

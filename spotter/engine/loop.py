@@ -38,7 +38,7 @@ class FoldResult:
 
     fold: int
     best_metric: float | None
-    best_epoch: int
+    best_epoch: int  # counted from 1, as on the console
     index: np.ndarray  # validation sample positions (in the fold's validation rows)
     predictions: np.ndarray  # best epoch's validation predictions, aligned with `index`
     log: list[dict] = field(default_factory=list)
@@ -154,7 +154,8 @@ def fit_fold(
                 reporter.status(f"loss {loss_sum.item() / loss_count:.4f}")
 
         eval_model = ema.module if ema is not None else runtime.unwrap(model)
-        row = {"epoch": epoch, "lr": cfg.lr * lr_mult, "train_loss": loss_sum.item() / max(loss_count, 1)}
+        # files and the console count epochs from 1; the resume state keeps the 0-based index
+        row = {"epoch": epoch + 1, "lr": cfg.lr * lr_mult, "train_loss": loss_sum.item() / max(loss_count, 1)}
         improved = valid_loader is None
         if valid_loader is not None:
             index, predictions, valid_loss = evaluate(task, eval_model, valid_loader, loss_fn, runtime, cfg)
@@ -187,11 +188,11 @@ def fit_fold(
             with atomic_path(state_path) as tmp:
                 torch.save(state, tmp)
         runtime.wait()
-        reporter.log(_summary(fold, row))
+        reporter.log(_summary(fold, row, getattr(task, "metric_name", "metric")))
         if on_epoch_end is not None:
             on_epoch_end(epoch)
 
-    return FoldResult(fold, best_metric, best_epoch, best_index, best_predictions, log)
+    return FoldResult(fold, best_metric, best_epoch + 1, best_index, best_predictions, log)
 
 
 @torch.no_grad()
@@ -218,8 +219,8 @@ def evaluate(
     return index, values, float(total[0] / total[1])
 
 
-def _summary(fold: int, row: dict) -> str:
-    parts = [f"fold {fold} epoch {row['epoch'] + 1}", f"train_loss {row['train_loss']:.4f}"]
+def _summary(fold: int, row: dict, metric_name: str) -> str:
+    parts = [f"fold {fold} epoch {row['epoch']}", f"train_loss {row['train_loss']:.4f}"]
     if "metric" in row:
-        parts += [f"valid_loss {row['valid_loss']:.4f}", f"metric {row['metric']:.4f}"]
+        parts += [f"valid_loss {row['valid_loss']:.4f}", f"{metric_name} {row['metric']:.4f}"]
     return "  ".join(parts + [f"{row['seconds']:.1f}s"])

@@ -11,5 +11,5 @@ from spotter.config import TrainConfig
 class ToyConfig(TrainConfig):
     """Toy training config: a timm backbone name and its pooling."""
 
-    model: str = "test_resnet"
-    pooling: str = "gem"
+    model: str = "test_resnet"  # timm model name
+    pooling: str = "gem"  # gem | avg

@@ -17,13 +17,13 @@ class WhaleModelConfig:
     a string is a local `.safetensors`/torch file, false trains from scratch.
     """
 
-    backbone: str = "tf_efficientnet_lite0"
+    backbone: str = "tf_efficientnet_lite0"  # any timm model with feature stages
     pretrained: str = "true"  # "true" | "false" | a path; a string so YAML can hold any of the three
-    gem_p: float = 3.0
-    gem_learnable: bool = True
+    gem_p: float = 3.0  # GeM exponent (1 = average pooling, large = max pooling)
+    gem_learnable: bool = True  # train the GeM exponent
     two_stages: bool = False  # GeM over the last two stages, concatenated (Happywhale 1st)
-    embedding_size: int = 512
-    bn_neck: bool = True
+    embedding_size: int = 512  # size of the embedding retrieval compares
+    bn_neck: bool = True  # BatchNorm after the embedding layer
     drop_rate: float = 0.0  # dropout before the embedding layer
 
 
@@ -36,20 +36,20 @@ class WhaleHeadConfig:
     """
 
     name: str = "subcenter"  # arcface | subcenter
-    subcenters: int = 2
-    scale: float = 20.96
-    dynamic_margin: bool = True
-    margin: float = 0.3
-    margin_a: float = 0.27126
-    margin_lambda: float = 0.364399
-    margin_b: float = 0.05
-    id_weight: float = 0.437
-    species: bool = True
-    species_weight: float = 0.563
-    species_scale: float = 33.14
-    species_margin_a: float = 0.226253
-    species_margin_lambda: float = 0.720133
-    species_margin_b: float = 0.05
+    subcenters: int = 2  # centres per class of the subcenter head
+    scale: float = 20.96  # ArcFace scale s of the id head
+    dynamic_margin: bool = True  # per-class margins from train counts (false: `margin` for all)
+    margin: float = 0.3  # the one margin (radians) without dynamic margins
+    margin_a: float = 0.27126  # dynamic margin a in a·n^(−λ) + b (ids)
+    margin_lambda: float = 0.364399  # dynamic margin λ (ids)
+    margin_b: float = 0.05  # dynamic margin b (ids)
+    id_weight: float = 0.437  # weight of the id loss
+    species: bool = True  # train a species head beside the id head
+    species_weight: float = 0.563  # weight of the species loss
+    species_scale: float = 33.14  # ArcFace scale of the species head
+    species_margin_a: float = 0.226253  # dynamic margin a (species)
+    species_margin_lambda: float = 0.720133  # dynamic margin λ (species)
+    species_margin_b: float = 0.05  # dynamic margin b (species)
 
 
 @dataclass
@@ -57,8 +57,8 @@ class WhaleAugmentConfig:
     """Training augmentation of the photos (see `spotter.whale.data.build_transform`)."""
 
     flip: float = 0.0  # a mirrored fin is another animal's; flips go into the gallery instead
-    jitter: float = 0.2
-    crop_scale: list[float] = field(default_factory=lambda: [0.7, 1.0])
+    jitter: float = 0.2  # brightness/contrast/saturation jitter
+    crop_scale: list[float] = field(default_factory=lambda: [0.7, 1.0])  # area range of the random resized crop
     box_margin: float = 0.1  # crop margin around bboxes.csv boxes, when the data has them
 
 
@@ -71,13 +71,13 @@ class WhaleRetrievalConfig:
     new_individual first for `new_ratio` of the test photos (Happywhale 1st: 0.165).
     """
 
-    k: int = 100
-    flip_tta: bool = True
-    head_weight: float = 0.5
+    k: int = 100  # nearest gallery photos searched per query
+    flip_tta: bool = True  # mirrored queries and mirrored gallery copies (the 1st place's TTA)
+    head_weight: float = 0.5  # mix of the id head's cosines into the kNN scores (1st place: 0.5)
     threshold_mode: str = "best"  # best | per_species | ratio
-    new_ratio: float = 0.165
-    min_species_queries: int = 20
-    batch_size: int = 64
+    new_ratio: float = 0.165  # target share of new-first answers for threshold_mode ratio
+    min_species_queries: int = 20  # out-of-fold photos a species needs for its own threshold
+    batch_size: int = 64  # photos per batch when embedding
 
 
 @dataclass
@@ -89,8 +89,8 @@ class WhaleConfig(TrainConfig):
     individual has fewer photos than folds); validation ids absent from a fold's train side are new.
     """
 
-    image_size: int = 128
-    head_lr_mult: float = 10.0
+    image_size: int = 128  # side the photos are resized to
+    head_lr_mult: float = 10.0  # the heads train at lr × this (1st place: 10)
     model: WhaleModelConfig = field(default_factory=WhaleModelConfig)
     head: WhaleHeadConfig = field(default_factory=WhaleHeadConfig)
     augment: WhaleAugmentConfig = field(default_factory=WhaleAugmentConfig)
