@@ -6,6 +6,7 @@ Every task in the registry (`spotter.tasks`) gets `spotter <task> train` and `pr
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -20,7 +21,7 @@ EXAMPLES = """\
 examples:
   spotter demo                                          both tasks end to end on generated data (minutes)
   spotter seti synth data/seti --train 6000 --test 2000 --workers 2
-  spotter seti train data/seti --out runs/seti          configs/seti/cpu.yaml; add key=value to override
+  spotter seti train data/seti --out runs/seti          the shipped cpu config; add key=value to override
   spotter seti predict runs/seti data/seti --out submission.csv
   spotter score submission.csv data/seti/test_labels.csv --by kind
   spotter whale train data/whale --out runs/whale epochs=5
@@ -82,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spotter: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`spotter config seti | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -98,10 +102,13 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from spotter.config import describe_config
+    from spotter.config import DEFAULT_CONFIG, describe_config, shipped_configs
     from spotter.tasks import get_task
 
     keys = describe_config(get_task(args.task).config_class)
+    shipped = shipped_configs(args.task)
+    if shipped:
+        print(f"shipped configs (--config NAME): {', '.join(shipped)}; default: {DEFAULT_CONFIG}")
     width = max(len(k.key) for k in keys)
     for info in keys:
         if "." not in info.key and info.default == "" and info.meaning:  # a section

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from spotter.config import default_config_path, load_config
+from spotter.config import load_config, resolve_config
 from spotter.tasks import TaskSpec
 
 
@@ -17,7 +17,10 @@ def add_task_commands(commands, common: argparse.ArgumentParser, spec: TaskSpec)
 
     train = sub.add_parser("train", parents=[common], help=f"k-fold training of the {spec.name} task")
     train.add_argument("data", help="data folder in the competition layout")
-    train.add_argument("--config", help=f"experiment YAML (default: configs/{spec.name}/cpu.yaml)")
+    train.add_argument(
+        "--config", metavar="NAME|FILE",
+        help=f"a shipped config by name (`spotter config {spec.name}` lists them) or a YAML file (default: cpu)",
+    )
     train.add_argument("--out", help=f"run folder (default: runs/{spec.name}-<timestamp>)")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in the --out folder")
     train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. epochs=3")
@@ -39,7 +42,7 @@ def run_train(args: argparse.Namespace, spec: TaskSpec):
     Returns:
         The `RunResult` on the main process, None on the others (under `accelerate launch`).
     """
-    cfg = load_config(spec.config_class, args.config or default_config_path(spec.name), args.overrides)
+    cfg = load_config(spec.config_class, resolve_config(spec.name, args.config), args.overrides)
     from spotter.engine.cv import train  # after the config check: bad input fails fast, before torch loads
     from spotter.engine.runtime import Runtime
     from spotter.progress import create_reporter

@@ -6,6 +6,7 @@ import ast
 import dataclasses
 import difflib
 import functools
+import importlib.resources
 import inspect
 import io
 import tokenize
@@ -18,7 +19,9 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from spotter.errors import SpotterError
 
-CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
+# the shipped experiment configs, one folder per task, inside the package (so an installed wheel has them)
+CONFIG_ROOT = Path(str(importlib.resources.files("spotter") / "configs"))
+DEFAULT_CONFIG = "cpu"  # the shipped config that fits a 2-core laptop
 
 MIXED_PRECISION = ("auto", "fp32", "bf16", "fp16")  # not "no": YAML reads that as false
 
@@ -162,11 +165,33 @@ def to_yaml(config: TrainConfig) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(config))
 
 
+def shipped_configs(task: str) -> dict[str, Path]:
+    """The configs spotter ships for a task, by name (`cpu`, `gpu_3rd`, ...)."""
+    return {p.stem: p for p in sorted((CONFIG_ROOT / task).glob("*.yaml"))}
+
+
 def default_config_path(task: str) -> Path | None:
-    """`configs/<task>/cpu.yaml`, the default that fits a 2-core laptop; None when the task ships none (its
+    """The task's shipped `cpu` config, the default that fits a 2-core laptop; None when the task ships none (its
     config schema's defaults apply then)."""
-    path = CONFIG_ROOT / task / "cpu.yaml"
-    return path if path.is_file() else None
+    return shipped_configs(task).get(DEFAULT_CONFIG)
+
+
+def resolve_config(task: str, value: str | None) -> Path | None:
+    """The YAML file `--config VALUE` names: a file path, or the name of a config the task ships.
+
+    Raises:
+        SpotterError: If it is neither, listing the shipped names.
+    """
+    if value is None:
+        return default_config_path(task)
+    path = Path(value)
+    if path.is_file():
+        return path
+    shipped = shipped_configs(task)
+    if value in shipped:
+        return shipped[value]
+    names = ", ".join(shipped) or "none"
+    raise SpotterError(f"config file not found; expected a YAML file or a shipped {task} config ({names})", value)
 
 
 @dataclass(frozen=True)
@@ -244,4 +269,4 @@ def _first_line(err: Exception) -> str:
     return str(err).splitlines()[0]
 
 
-__all__ = ["TrainConfig", "MixingConfig", "LossConfig", "load_config", "describe_config", "require_all", "to_yaml", "default_config_path", "MISSING"]
+__all__ = ["TrainConfig", "MixingConfig", "LossConfig", "load_config", "describe_config", "require_all", "resolve_config", "shipped_configs", "to_yaml", "default_config_path", "MISSING"]
