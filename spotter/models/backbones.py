@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import torch
@@ -33,21 +35,25 @@ def create_backbone(
     num_classes: int = 0,
     **kwargs,
 ) -> nn.Module:
-    """A timm model built with `pretrained=False`, then given local weights.
+    """A timm model with random, ImageNet or local weights.
 
     Args:
         name: timm model name.
-        pretrained: None/False for random weights; True for the bundled ImageNet weights of `name`
-            (see `BUNDLED_WEIGHTS`); a path to a `.safetensors` or torch file otherwise.
+        pretrained: None/False for random weights; True for ImageNet weights: the bundled copy when `name` has
+            one (`BUNDLED_WEIGHTS`, offline), else timm's hub weights (the local hub cache first; a download needs
+            a network and `HF_HUB_OFFLINE` unset); a path to a `.safetensors` or torch file otherwise.
         features_only: Return a feature-pyramid model (a list of maps, one per `out_indices`).
         out_indices: Stages to return with `features_only` (timm's default: all).
         num_classes: Classifier outputs; 0 (default) gives pooled features without a classifier.
         **kwargs: Passed to `timm.create_model` (in_chans, drop_path_rate, global_pool, ...).
 
     Raises:
-        SpotterError: If the weights are missing, unreadable or do not fit the model.
+        SpotterError: If the weights are missing (or cannot be fetched), unreadable or do not fit the model.
     """
     import timm
+
+    if pretrained is True and name not in BUNDLED_WEIGHTS:
+        return _hub_model(name, features_only, out_indices, num_classes, **kwargs)
 
     if features_only:
         kwargs["features_only"] = True
@@ -64,16 +70,70 @@ def create_backbone(
     if pretrained is None or pretrained is False:
         return model
     if pretrained is True:
-        if name not in BUNDLED_WEIGHTS:
-            raise SpotterError(
-                f"no bundled weights for {name!r} (bundled: {', '.join(sorted(BUNDLED_WEIGHTS)) or 'none'}); "
-                "pass a path to a .safetensors file instead"
-            )
         state, source = BUNDLED_WEIGHTS[name](), f"bundled {name} weights"
     else:
         state, source = read_weights(pretrained), str(pretrained)
     load_state(model, state, source, ignore=_dropped_keys(name, model, kwargs))
     return model
+
+
+def _hub_model(name: str, features_only: bool, out_indices, num_classes: int, **kwargs) -> nn.Module:
+    """timm's own `pretrained=True` (it adapts the stem to `in_chans` and drops the classifier), with one-line errors."""
+    import timm
+
+    if features_only:
+        kwargs["features_only"] = True
+        if out_indices is not None:
+            kwargs["out_indices"] = tuple(out_indices)
+    else:
+        kwargs["num_classes"] = num_classes
+    online = _hub_reachable()
+    try:
+        with _hub_offline(not online):  # no network: look in the cache only, instead of a minute of retries
+            return timm.create_model(name, pretrained=True, **kwargs)
+    except (RuntimeError, TypeError) as err:
+        if "pretrained" not in str(err).lower() and "weights" not in str(err).lower():
+            raise SpotterError(f"cannot build backbone {name!r}: {str(err).splitlines()[0]}") from None
+        reason = str(err).splitlines()[0]
+    except Exception as err:  # no network, no cached copy (hub and urllib raise many types)
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}" if str(err) else type(err).__name__
+    offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") else (
+        "" if online else " (no network)")
+    raise SpotterError(
+        f"model.pretrained=true: cannot get the ImageNet weights of {name!r} from the timm hub or its local cache"
+        f"{offline} ({reason}); run once with a network, give a weights file (model.pretrained=PATH), "
+        "or train from scratch (model.pretrained=false)"
+    )
+
+
+HUB_HOST = "huggingface.co"
+
+
+def _hub_reachable() -> bool:
+    """Whether the hub's host name resolves (a cheap stand-in for "there is a network")."""
+    import socket
+
+    try:
+        socket.getaddrinfo(HUB_HOST, 443)
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _hub_offline(offline: bool) -> Iterator[None]:
+    """Runs the block with the hub client in offline mode (cache only) when `offline`."""
+    if not offline:
+        yield
+        return
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
 
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
