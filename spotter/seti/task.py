@@ -19,7 +19,7 @@ from spotter.models.pooling import AvgPool, GeM
 from spotter.seti import OFF_PANELS
 from spotter.seti.config import NEEDLE_KINDS, SetiAugmentConfig, SetiConfig, SetiModelConfig
 from spotter.seti.data import available_splits, list_split, load_cadence
-from spotter.seti.dedoppler import bin_time
+from spotter.seti.cleaning import bin_time
 from spotter.seti.preprocess import SetiPreprocessConfig, preprocess, validate_preprocess
 
 

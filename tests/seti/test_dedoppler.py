@@ -8,7 +8,7 @@ import pytest
 
 from spotter.cli import main
 from spotter.seti import ON_PANELS
-from spotter.seti.dedoppler import Dedoppler, DedopplerConfig, baseline_scores, bin_time, search_many
+from spotter.seti.dedoppler import Dedoppler, DedopplerConfig, baseline_scores
 from spotter.seti.synth import N_ROWS, TCHANS, chi2_noise, inject_needle, normalize_panels
 
 
@@ -54,25 +54,6 @@ def test_path_power_of_prepared_cadence_reads_the_same_sums_as_the_full_maps(bin
     assert full.shape == (6, len(search.drifts), 256) and np.isfinite(full).all()
     with pytest.raises(ValueError, match="time bins"):
         search.paths_of_prepared(x[:, :-1])
-
-
-def test_bin_time_averages_whole_groups_into_a_new_float32_array():
-    x = np.arange(6 * 10 * 4, dtype=np.float16).reshape(6, 10, 4)
-    before = x.copy()
-    binned = bin_time(x, 3)  # 10 rows: three groups of 3, the last row dropped
-    assert binned.shape == (6, 3, 4) and binned.dtype == np.float32
-    np.testing.assert_allclose(binned[2, 1], x[2, 3:6].astype(np.float32).mean(axis=0))
-    np.testing.assert_array_equal(x, before)
-    x32 = x.astype(np.float32)
-    same = bin_time(x32, 1)
-    same[:] = 0  # a copy, not a view of the input
-    assert x32.any()
-
-
-def test_search_many_matches_search():
-    cadences = [_noise(1), _noise(2)]
-    hits = search_many(cadences, 2)
-    assert [h.score for h in hits] == [Dedoppler().search(c).score for c in cadences]
 
 
 def test_baseline_cli_writes_submission(tmp_path, make_layout, capsys):
