@@ -8,3 +8,4 @@ generator and `inject_needle` augmentation), `dedoppler` (classical baseline), `
 CADENCE_SHAPE = (6, 273, 256)  # panels ON, OFF, ON, OFF, ON, OFF; time rows; frequency channels
 ON_PANELS = (0, 2, 4)
 OFF_PANELS = (1, 3, 5)
+NEEDLE_KINDS = ("straight", "quadratic", "sine", "random_walk")  # needle path shapes (`spotter.seti.needles`)

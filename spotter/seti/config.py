@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from spotter.config import TrainConfig
+from spotter.seti import NEEDLE_KINDS
 from spotter.seti.preprocess import SetiPreprocessConfig
-
-NEEDLE_KINDS = ["straight", "quadratic", "sine", "random_walk"]
 
 
 @dataclass

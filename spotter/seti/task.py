@@ -16,10 +16,11 @@ from spotter.errors import SpotterError
 from spotter.models.attention import TripletAttention
 from spotter.models.backbones import create_backbone
 from spotter.models.pooling import AvgPool, GeM
-from spotter.seti import OFF_PANELS
-from spotter.seti.config import NEEDLE_KINDS, SetiAugmentConfig, SetiConfig, SetiModelConfig
+from spotter.seti import NEEDLE_KINDS
+from spotter.seti.config import SetiAugmentConfig, SetiConfig, SetiModelConfig
 from spotter.seti.data import available_splits, list_split, load_cadence
 from spotter.seti.cleaning import bin_time
+from spotter.seti.needles import add_interference, add_signal, normalized_noise_std
 from spotter.seti.preprocess import SetiPreprocessConfig, preprocess, validate_preprocess
 
 
@@ -86,13 +87,12 @@ class CadenceDataset(Dataset):
         interference = aug is not None and aug.inject_rfi > 0 and rng.random() < aug.inject_rfi
         if needle or interference:
             cadence = bin_time(cadence, 1)  # one float32 copy, which the signals are added to in place
-            # panels are normalized, so a strided std is a close, 20x cheaper noise estimate than the median one
-            noise_std = cadence[:, ::3, ::3].std(axis=(1, 2))
+            noise_std = normalized_noise_std(cadence)
             if needle:
-                add_signal(cadence, aug, rng, noise_std)
+                add_signal(cadence, rng, noise_std, aug.inject_kinds, aug.inject_snr)
                 target = np.float32(1.0)
             if interference:
-                add_interference(cadence, aug, rng, noise_std)
+                add_interference(cadence, rng, noise_std, aug.inject_kinds, aug.inject_snr)
         # float16, as the cadences are: half the bytes to pass from loader workers (and to the GPU), which was
         # a sixth of the loader's time; the model computes in float32 or its autocast type
         image = torch.from_numpy(preprocess(cadence, self.preprocess_cfg)).clamp_(-FLOAT16_MAX, FLOAT16_MAX).half()
@@ -102,36 +102,6 @@ class CadenceDataset(Dataset):
             if rng.random() < aug.vflip:
                 image = image.flip(-2)
         return {"index": i, "input": image, "target": torch.tensor(target, dtype=torch.float32)}
-
-
-def add_signal(
-    cadence: np.ndarray,
-    aug: SetiAugmentConfig,
-    rng: np.random.Generator,
-    noise_std: np.ndarray,
-    panels: tuple[int, ...] | None = None,
-) -> np.ndarray:
-    """Adds a generated needle of a random kind and SNR from `aug` to a float32 cadence in place; returns it.
-
-    Args:
-        panels: Where it shows; None draws ON panels as the data generator does (a needle).
-    """
-    from spotter.seti.synth import draw_needle, render
-
-    kind = aug.inject_kinds[int(rng.integers(len(aug.inject_kinds)))]
-    snr = float(np.exp(rng.uniform(*np.log(aug.inject_snr))))
-    return render(draw_needle(kind, rng, snr=snr, panels=panels), noise_std, cadence)
-
-
-def add_interference(
-    cadence: np.ndarray, aug: SetiAugmentConfig, rng: np.random.Generator, noise_std: np.ndarray
-) -> np.ndarray:
-    """Adds a generated signal in all six panels (70%) or in some OFF panels only, in place; returns the cadence."""
-    if rng.random() < 0.7:
-        panels = tuple(range(6))
-    else:
-        panels = tuple(sorted(rng.choice(OFF_PANELS, int(rng.integers(1, 4)), replace=False).tolist()))
-    return add_signal(cadence, aug, rng, noise_std, panels)
 
 
 def set_stem_stride(backbone: nn.Module, stride: tuple[int, int]) -> nn.Conv2d:

@@ -9,7 +9,8 @@ import pytest
 from spotter.cli import main
 from spotter.seti import ON_PANELS
 from spotter.seti.dedoppler import Dedoppler, DedopplerConfig, baseline_scores
-from spotter.seti.synth import N_ROWS, TCHANS, chi2_noise, inject_needle, normalize_panels
+from spotter.seti.needles import N_ROWS, TCHANS, inject_needle
+from spotter.seti.synth import chi2_noise, normalize_panels
 
 
 def _noise(seed: int) -> np.ndarray:
