@@ -13,8 +13,8 @@ import argparse
 import numpy as np
 
 from spotter.metrics import roc_auc
-from spotter.seti.dedoppler import Dedoppler
 from spotter.seti import NEEDLE_KINDS
+from spotter.seti.dedoppler import Dedoppler
 from spotter.seti.needles import NeedleRanges
 from spotter.seti.synth import make_cadence, plan_split, sample_rng
 

@@ -40,8 +40,8 @@ def test_noise_has_chi2_moments():
 
 def test_same_seed_same_bytes_regardless_of_workers(tmp_path):
     one = write_synthetic(tmp_path / "one", 5, 4, positive_rate=0.4, seed=7, workers=1)
-    two = write_synthetic(tmp_path / "two", 5, 4, positive_rate=0.4, seed=7, workers=2)
-    other = write_synthetic(tmp_path / "other", 5, 4, positive_rate=0.4, seed=8, workers=1)
+    write_synthetic(tmp_path / "two", 5, 4, positive_rate=0.4, seed=7, workers=2)
+    write_synthetic(tmp_path / "other", 5, 4, positive_rate=0.4, seed=8, workers=1)
     assert one["train_positives"] == 2 and one["test_positives"] == 2
     files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
     assert len(files) == 9 + 4

@@ -12,10 +12,10 @@ import torch
 from spotter.config import load_config
 from spotter.engine.cv import train
 from spotter.engine.tta import TRANSFORMS, create_tta, predict_with_tta
+from spotter.errors import SpotterError
 from spotter.seti.config import SetiConfig, SetiModelConfig
 from spotter.seti.needles import inject_needle
-from spotter.errors import SpotterError
-from spotter.seti.task import CadenceDataset, SetiNet, SetiTask, input_preprocess, predict_submission
+from spotter.seti.task import CadenceDataset, SetiNet, SetiTask, predict_submission
 
 FAST = [
     "epochs=3", "batch_size=8", "n_folds=2", "lr=3e-3", "threads=1", "model.backbone=test_resnet",
@@ -149,12 +149,25 @@ def test_interference_injection_keeps_labels_and_changes_the_input(needle_data: 
     assert not any(torch.equal(item["input"], plain[i]["input"]) for i, item in enumerate(items))
 
 
-def test_dedoppler_input_rejects_row_flips() -> None:
-    cfg = load_config(SetiConfig, None, FAST + ["preprocess.stack=channels", "preprocess.dedoppler=true"])
-    assert input_preprocess(cfg).dedoppler
-    cfg.augment.vflip = 0.5
-    with pytest.raises(SpotterError, match="vflip"):
-        input_preprocess(cfg)
+@pytest.mark.parametrize("pooling, p, learnable", [("gem", 4.0, False), ("gem", 3.0, True), ("avg", 4.0, False)])
+def test_pooling_is_built_from_the_registry_with_the_configs_settings(pooling, p, learnable) -> None:
+    from spotter.models.pooling import POOLING
+
+    cfg = SetiModelConfig(backbone="test_resnet", pooling=pooling, gem_p=p, gem_learnable=learnable)
+    pool = SetiNet(cfg, 1).pool
+    assert type(pool) is POOLING[pooling]
+    if pooling == "gem":
+        assert pool.p.item() == p and pool.p.requires_grad is learnable
+
+
+def test_same_seed_same_initial_weights() -> None:
+    cfg = SetiModelConfig(backbone="test_resnet", score_head=True)
+    torch.manual_seed(3)
+    first = SetiNet(cfg, 3, score_channel=2).state_dict()
+    torch.manual_seed(3)
+    second = SetiNet(cfg, 3, score_channel=2).state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not torch.equal(first["head.weight"], SetiNet(cfg, 3, score_channel=2).state_dict()["head.weight"])
 
 
 def test_scan_with_a_run_ranks_by_model_score(trained, tmp_path: Path) -> None:
