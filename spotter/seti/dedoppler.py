@@ -109,15 +109,12 @@ class Dedoppler:
         """Time-binned, cleaned cadence (`clean_cadence`, precise estimates), (6, bins, channels) float32."""
         return clean_cadence(bin_time(cadence, self.config.bin_rows), precise=True)
 
-    def panel_power(self, cadence: np.ndarray) -> np.ndarray:
-        """Each panel de-drifted on its own, (6, coarse drifts, margin + channels + margin), in noise stds.
-
-        Entry (p, k, m) sums panel p along drift grid k through channel m - margin at the panel's centre.
-        """
-        return self.dedrift(self.prepare(cadence))
-
     def dedrift(self, x: np.ndarray, panels: tuple[int, ...] = tuple(range(6))) -> np.ndarray:
-        """`panel_power` of a cadence already binned and standardized (as `prepare` returns it), for `panels`."""
+        """Each of `panels` of a prepared cadence (as `prepare` returns it) de-drifted on its own, in noise stds.
+
+        Returns (panels, coarse drifts, margin + channels + margin): entry (p, k, m) sums panel p along drift
+        grid k through channel m - margin at the panel's centre.
+        """
         self._check_prepared(x)
         start = self.pad - self.margin + self.coarse_shift.T[:, None, :]  # (bins, 1, coarse)
         return self._coarse_sums(x[list(panels)], self.shape[2] + 2 * self.margin, self.pad, start)
@@ -157,12 +154,9 @@ class Dedoppler:
         # one gather for all panels: ~4x faster than one per panel
         return windows[rows, self.coarse_index, positions] if panel_map.ndim == 3 else windows[rows, positions]
 
-    def path_power(self, cadence: np.ndarray) -> np.ndarray:
-        """Power of each panel along each straight cadence path, (6, drifts, channels), in noise stds."""
-        return self.paths_of_prepared(self.prepare(cadence))
-
     def paths_of_prepared(self, x: np.ndarray) -> np.ndarray:
-        """`path_power` of a cadence already binned and standardized (as `prepare` returns it).
+        """Power of each panel of a prepared cadence (as `prepare` returns it) along each straight cadence path,
+        (6, drifts, channels), in noise stds.
 
         Equal to `along_paths(dedrift(x))`, but each panel's coarse sums cover only the channels some path
         reads there (~260 instead of ~430), which makes it ~1.5x faster.

@@ -196,40 +196,6 @@ def render(needle: Needle, noise_std: np.ndarray | float, out: np.ndarray | None
     return out
 
 
-def inject_needle(
-    cadence: np.ndarray,
-    kind: str,
-    rng: np.random.Generator,
-    *,
-    noise_std: np.ndarray | float | None = None,
-    **params,
-) -> tuple[np.ndarray, Needle]:
-    """Injects a needle into a copy of a (6, 273, 256) cadence, e.g. to turn a training negative positive.
-
-    Args:
-        cadence: Raw or normalized cadence; it is not modified.
-        kind: Path shape, one of NEEDLE_KINDS.
-        rng: The only source of randomness.
-        noise_std: Noise std per panel; None estimates it robustly from each panel (median absolute deviation).
-        **params: Passed to `draw_needle` (panels, snr, width, drift, partial, pulsed, ranges).
-
-    Returns:
-        The float32 cadence with the needle added, and the needle drawn.
-    """
-    out = np.array(cadence, dtype=np.float32, copy=True)
-    if noise_std is None:
-        noise_std = robust_std(out)
-    needle = draw_needle(kind, rng, **params)
-    return render(needle, noise_std, out), needle
-
-
-def robust_std(cadence: np.ndarray) -> np.ndarray:
-    """Per-panel noise std from the median absolute deviation, so bright signals barely move it."""
-    flat = cadence.reshape(cadence.shape[0], -1)[:, ::7]  # a subsample is plenty and 7x faster
-    med = np.median(flat, axis=1, keepdims=True)
-    return 1.4826 * np.median(np.abs(flat - med), axis=1)
-
-
 def add_track(rows: np.ndarray, path: np.ndarray, amplitude: np.ndarray, width: float) -> None:
     """Adds a Gaussian-profile line (setigen's gaussian_f_profile) along `path` to (N_ROWS, FCHANS) `rows`."""
     on = np.flatnonzero(amplitude > 0)

@@ -9,8 +9,9 @@ import pytest
 from spotter.cli import main
 from spotter.seti import ON_PANELS
 from spotter.seti.dedoppler import Dedoppler, DedopplerConfig, baseline_scores
-from spotter.seti.needles import N_ROWS, TCHANS, inject_needle
+from spotter.seti.needles import N_ROWS, TCHANS
 from spotter.seti.synth import chi2_noise, normalize_panels
+from tests.seti.test_needles import with_needle
 
 
 def _noise(seed: int) -> np.ndarray:
@@ -20,8 +21,8 @@ def _noise(seed: int) -> np.ndarray:
 @pytest.mark.parametrize("drift", [0.0, 0.03, -0.07, 0.11])
 def test_recovers_straight_drift_within_one_channel(drift):
     rng = np.random.default_rng(10)
-    cadence, needle = inject_needle(
-        _noise(0), "straight", rng, snr=30, drift=drift, width=2, panels=ON_PANELS, partial=False, pulsed=False
+    cadence, needle = with_needle(
+        _noise(0), rng, snr=30, drift=drift, width=2, panels=ON_PANELS, partial=False, pulsed=False
     )
     hit = Dedoppler().search(cadence.astype(np.float16))
     rows = np.concatenate([np.arange(p * TCHANS, (p + 1) * TCHANS) for p in ON_PANELS])
@@ -35,11 +36,9 @@ def test_needle_outscores_noise_and_cadence_filter_rejects_all_panel_signal():
     rng = np.random.default_rng(11)
     search = Dedoppler()
     noise = [search.search(_noise(s)).score for s in range(5)]
-    on, _ = inject_needle(
-        _noise(20), "straight", rng, snr=20, drift=0.05, panels=ON_PANELS, partial=False, pulsed=False
-    )
-    everywhere, _ = inject_needle(
-        _noise(21), "straight", rng, snr=40, drift=0.05, panels=tuple(range(6)), partial=False, pulsed=False
+    on, _ = with_needle(_noise(20), rng, snr=20, drift=0.05, panels=ON_PANELS, partial=False, pulsed=False)
+    everywhere, _ = with_needle(
+        _noise(21), rng, snr=40, drift=0.05, panels=tuple(range(6)), partial=False, pulsed=False
     )
     assert search.search(on).score > max(noise) + 5
     # in all six panels: the cadence filter leaves it at the noise level

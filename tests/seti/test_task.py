@@ -14,8 +14,8 @@ from spotter.engine.cv import train
 from spotter.engine.tta import TRANSFORMS, create_tta, predict_with_tta
 from spotter.errors import SpotterError
 from spotter.seti.config import SetiConfig, SetiModelConfig
-from spotter.seti.needles import inject_needle
 from spotter.seti.task import CadenceDataset, SetiNet, SetiTask, predict_submission
+from tests.seti.test_needles import with_needle
 
 FAST = [
     "epochs=3", "batch_size=8", "n_folds=2", "lr=3e-3", "threads=1", "model.backbone=test_resnet",
@@ -36,7 +36,7 @@ def needle_data(tmp_path_factory) -> Path:
             cadence = rng.standard_normal((6, 273, 256)).astype(np.float32)
             target = i % 2
             if target:
-                cadence, _ = inject_needle(cadence, "straight", rng, snr=80.0, width=4.0, panels=(0, 2, 4))
+                cadence, _ = with_needle(cadence, rng, snr=80.0, width=4.0, panels=(0, 2, 4))
             path = root / split / sample_id[0] / f"{sample_id}.npy"
             path.parent.mkdir(parents=True, exist_ok=True)
             np.save(path, cadence.astype(np.float16))
