@@ -17,12 +17,7 @@ from spotter.models.attention import TripletAttention
 from spotter.models.backbones import create_backbone
 from spotter.models.pooling import create_pooling
 from spotter.seti.cleaning import bin_time
-from spotter.seti.config import (
-    SetiAugmentConfig,
-    SetiConfig,
-    SetiModelConfig,
-    SetiPreprocessConfig,
-)
+from spotter.seti.config import SetiAugmentConfig, SetiConfig, SetiModelConfig, SetiPreprocessConfig
 from spotter.seti.data import available_splits, list_split, load_cadence
 from spotter.seti.needles import add_interference, add_signal, normalized_noise_std
 from spotter.seti.preprocess import build_pipeline
@@ -50,7 +45,7 @@ class CadenceDataset(Dataset):
     Args:
         paths: One `.npy` path per sample, or the (6, 273, 256) arrays themselves.
         targets: Labels (0/1), or None for unlabelled test data.
-        preprocess_cfg: How a cadence becomes an input.
+        preprocess_cfg: How a cadence becomes an input (its pipeline is built once, here).
         augment: Training augmentations, or None for evaluation.
     """
 
