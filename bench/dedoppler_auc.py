@@ -13,8 +13,10 @@ import argparse
 import numpy as np
 
 from spotter.metrics import roc_auc
+from spotter.seti import NEEDLE_KINDS
 from spotter.seti.dedoppler import Dedoppler
-from spotter.seti.synth import NEEDLE_KINDS, NeedleRanges, make_cadence, plan_split, sample_rng
+from spotter.seti.needles import NeedleRanges
+from spotter.seti.synth import make_cadence, plan_split, sample_rng
 
 
 def main() -> None:

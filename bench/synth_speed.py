@@ -24,7 +24,8 @@ def setigen_cadence(task: tuple[int, str]) -> None:
     import setigen as stg
     from astropy import units as u
 
-    from spotter.seti.synth import DF_HZ, DT_S, normalize_panels
+    from spotter.seti.needles import DF_HZ, DT_S
+    from spotter.seti.synth import normalize_panels
 
     seed, folder = task
     np.random.seed(seed)

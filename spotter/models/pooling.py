@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,8 +41,15 @@ class AvgPool(nn.Module):
 POOLING = {"gem": GeM, "avg": AvgPool}
 
 
-def create_pooling(name: str, **kwargs) -> nn.Module:
-    """A pooling layer by name (`gem`, `avg`)."""
+def create_pooling(name: str, **options) -> nn.Module:
+    """A pooling layer by name (`gem`, `avg`).
+
+    Args:
+        options: Settings of the layers that take them (GeM: `p`, `learnable`, `eps`); a layer is given only
+            those its constructor names, so a model can pass its config's settings whichever layer is chosen.
+    """
     if name not in POOLING:
         raise ValueError(f"unknown pooling {name!r}; expected one of {', '.join(POOLING)}")
-    return POOLING[name](**kwargs)
+    layer = POOLING[name]
+    takes = inspect.signature(layer).parameters
+    return layer(**{key: value for key, value in options.items() if key in takes})

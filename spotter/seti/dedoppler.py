@@ -12,14 +12,14 @@ time rows, so on 256-channel snippets we search by vectorized brute force, in tw
 2. each fine drift (one channel of change at the cadence's first and last panel) picks its coarse
    per-panel sum and shifts it to where the cadence path crosses that panel's centre.
 
-Values are standardized per channel (removing the bandpass and persistent lines) and per time bin
-(removing broadband bursts), so a path sum over one panel has unit variance times `sqrt(bins)`.
+The binned cadence is cleaned as the CNN input is (`spotter.seti.cleaning.clean_cadence`: bandpass,
+persistent lines and broadband bursts removed, each time bin at unit noise), so a path sum over one panel has
+unit variance times `sqrt(bins)`.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,8 @@ from scipy.ndimage import maximum_filter1d
 from spotter.errors import SpotterError
 from spotter.progress import NullReporter, Reporter
 from spotter.seti import OFF_PANELS, ON_PANELS
-from spotter.seti.preprocess import lower_median
+from spotter.seti.cleaning import bin_time, clean_cadence
+from spotter.seti.data import list_split, load_cadence
 
 
 @dataclass(frozen=True)
@@ -105,31 +106,15 @@ class Dedoppler:
         self._bins_first = np.arange(self.bins)[:, None, None]  # bin index for gathers (bins, panels, coarse)
 
     def prepare(self, cadence: np.ndarray) -> np.ndarray:
-        """Time-binned, standardized cadence, (6, bins, channels) float32."""
-        n_panels, _, chans = self.shape
-        x = bin_time(cadence, self.config.bin_rows)
-        # per channel: bandpass and persistent zero-drift lines; a median (by partition, 3x faster than
-        # np.median) is barely moved by a transient line
-        flat = x.reshape(n_panels * self.bins, chans)
-        flat -= lower_median(flat, axis=0)
-        # the channel's spread is the smaller of its ON and its OFF spread: a line present in only one
-        # group (an ON-only needle, RFI crossing the channel during one panel) does not set it, which keeps
-        # ON and OFF on the same scale; a line in all six panels does, and is suppressed
-        spread = np.minimum(x[list(ON_PANELS)].std(axis=(0, 1)), x[list(OFF_PANELS)].std(axis=(0, 1)))
-        x /= spread + 1e-6
-        flat -= lower_median(flat, axis=1)[:, None]  # per bin: broadband bursts
-        flat /= flat.std(axis=1, keepdims=True) + 1e-6
-        return x
-
-    def panel_power(self, cadence: np.ndarray) -> np.ndarray:
-        """Each panel de-drifted on its own, (6, coarse drifts, margin + channels + margin), in noise stds.
-
-        Entry (p, k, m) sums panel p along drift grid k through channel m - margin at the panel's centre.
-        """
-        return self.dedrift(self.prepare(cadence))
+        """Time-binned, cleaned cadence (`clean_cadence`, precise estimates), (6, bins, channels) float32."""
+        return clean_cadence(bin_time(cadence, self.config.bin_rows), precise=True)
 
     def dedrift(self, x: np.ndarray, panels: tuple[int, ...] = tuple(range(6))) -> np.ndarray:
-        """`panel_power` of a cadence already binned and standardized (as `prepare` returns it), for `panels`."""
+        """Each of `panels` of a prepared cadence (as `prepare` returns it) de-drifted on its own, in noise stds.
+
+        Returns (panels, coarse drifts, margin + channels + margin): entry (p, k, m) sums panel p along drift
+        grid k through channel m - margin at the panel's centre.
+        """
         self._check_prepared(x)
         start = self.pad - self.margin + self.coarse_shift.T[:, None, :]  # (bins, 1, coarse)
         return self._coarse_sums(x[list(panels)], self.shape[2] + 2 * self.margin, self.pad, start)
@@ -169,12 +154,9 @@ class Dedoppler:
         # one gather for all panels: ~4x faster than one per panel
         return windows[rows, self.coarse_index, positions] if panel_map.ndim == 3 else windows[rows, positions]
 
-    def path_power(self, cadence: np.ndarray) -> np.ndarray:
-        """Power of each panel along each straight cadence path, (6, drifts, channels), in noise stds."""
-        return self.paths_of_prepared(self.prepare(cadence))
-
     def paths_of_prepared(self, x: np.ndarray) -> np.ndarray:
-        """`path_power` of a cadence already binned and standardized (as `prepare` returns it).
+        """Power of each panel of a prepared cadence (as `prepare` returns it) along each straight cadence path,
+        (6, drifts, channels), in noise stds.
 
         Equal to `along_paths(dedrift(x))`, but each panel's coarse sums cover only the channels some path
         reads there (~260 instead of ~430), which makes it ~1.5x faster.
@@ -234,37 +216,6 @@ def _group_power(power: np.ndarray, panels: tuple[int, ...]) -> np.ndarray:
     return sum((power[p] for p in panels[1:]), power[panels[0]]) * np.float32(1 / np.sqrt(len(panels)))
 
 
-def bin_time(x: np.ndarray, factor: int) -> np.ndarray:
-    """The mean of every `factor` consecutive rows of each panel, (P, T // factor, F) float32, a new array.
-
-    Trailing rows that do not fill a bin are dropped (273 rows by 8: the last one).
-    """
-    import torch
-
-    panels, rows, chans = x.shape
-    kept = torch.from_numpy(np.ascontiguousarray(x[:, : rows // factor * factor]))
-    # torch converts float16 and averages ~10x faster than numpy on one thread: this runs in the data loader
-    if factor == 1:
-        return kept.to(torch.float32, copy=True).numpy()
-    return kept.to(torch.float32).reshape(panels, rows // factor, factor, chans).mean(dim=2).numpy()
-
-
-def search_many(
-    cadences: Iterable[np.ndarray],
-    total: int | None = None,
-    config: DedopplerConfig = DedopplerConfig(),
-    reporter: Reporter = NullReporter(),
-) -> list[Hit]:
-    """The best straight path of each (6, 273, 256) cadence, e.g. as features for stacking."""
-    search = None
-    hits = []
-    for cadence in reporter.track(cadences, total, "de-Doppler"):
-        if search is None or search.shape != cadence.shape:
-            search = Dedoppler(cadence.shape, config)
-        hits.append(search.search(cadence))
-    return hits
-
-
 def baseline_scores(
     root: str | Path,
     split: str = "test",
@@ -286,8 +237,6 @@ def baseline_scores(
     Raises:
         SpotterError: On a missing or invalid file, naming it.
     """
-    from spotter.seti.data import list_split
-
     if workers < 1:
         raise SpotterError(f"--workers must be at least 1, got {workers}")
     frame = list_split(root, split)
@@ -323,8 +272,6 @@ _SEARCHES: dict[DedopplerConfig, Dedoppler] = {}  # one per process and config: 
 
 
 def _search_file(task: tuple[str, DedopplerConfig]) -> Hit:
-    from spotter.seti.data import load_cadence
-
     path, config = task
     if config not in _SEARCHES:
         _SEARCHES[config] = Dedoppler(config=config)

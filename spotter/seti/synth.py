@@ -1,12 +1,10 @@
 """Synthetic SETI cadences: real-GBT-statistics noise, shared bandpass, RFI, needles and hard negatives.
 
-Noise parameters come from setigen's sample of real Green Bank Telescope observations, and the signal
-paths and profiles are setigen's own functions (`constant_path`, `squared_path`, `sine_path`,
-`gaussian_f_profile`; pulses reproduce `periodic_gaussian_t_profile`, vectorized) evaluated on the whole
-cadence at once. What differs from plain setigen is speed: the chi-squared radiometer noise is drawn in bulk
-from numpy's `Generator` (setigen uses the slow legacy global state), and a signal is only rendered in a
-narrow band around its path. Panels are contiguous in time, so one path is continuous across ON, OFF, ON,
-OFF, ON, OFF, as in setigen's `OrderedCadence(order="ABACAD")`.
+Noise parameters come from setigen's sample of real Green Bank Telescope observations; needles and
+signals are drawn and rendered by `spotter.seti.needles`, which training-time injection shares. What
+differs from plain setigen is speed: the chi-squared radiometer noise is drawn in bulk from numpy's
+`Generator` (setigen uses the slow legacy global state), and a signal is only rendered in a narrow band
+around its path.
 """
 
 from __future__ import annotations
@@ -16,68 +14,33 @@ import functools
 import importlib.resources
 import math
 import multiprocessing
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import setigen as stg
 
 from spotter.errors import SpotterError
 from spotter.io import atomic_path, ensure_writable_dir, write_csv
 from spotter.progress import NullReporter, Reporter
-from spotter.seti import CADENCE_SHAPE, OFF_PANELS, ON_PANELS
+from spotter.seti import CADENCE_SHAPE, NEEDLE_KINDS, OFF_PANELS
+from spotter.seti.needles import (
+    DF_HZ,
+    DT_S,
+    FCHANS,
+    N_PANELS,
+    N_ROWS,
+    NeedleRanges,
+    add_track,
+    draw_needle,
+    draw_path,
+    intensity_for_snr,
+    render,
+)
 
-N_PANELS, TCHANS, FCHANS = CADENCE_SHAPE
-N_ROWS = N_PANELS * TCHANS  # rows of the whole cadence, panel after panel
-DF_HZ = 2.7939677238464355  # Breakthrough Listen high-frequency-resolution channel width
-DT_S = 18.253611008 / 16  # 273 rows ≈ one 5-minute observation
 CHI2_DF = 4 * round(DF_HZ * DT_S)  # setigen's radiometer-noise degrees of freedom for this resolution
 GBT_OBS_DT_S = 1.4316557653333333  # resolution of setigen's sample noise parameters (setigen scales by dt)
 
-NEEDLE_KINDS = ("straight", "quadratic", "sine", "random_walk")
 NEGATIVE_KINDS = ("none", "off_only", "all_panels")
-
-
-@dataclass
-class NeedleRanges:
-    """Ranges the needle parameters are drawn from when not given."""
-
-    snr: tuple[float, float] = (4.0, 60.0)  # log-uniform; setigen's per-panel SNR definition
-    width: tuple[float, float] = (1.0, 6.0)  # FWHM in channels
-    max_drift: float = 180.0  # channels over the whole cadence (1638 rows)
-    p_two_on: float = 0.15  # chance a needle is in only two ON panels
-    p_one_on: float = 0.10  # ... or in only one
-    p_partial: float = 0.15  # chance it lasts only part of the cadence
-    p_pulsed: float = 0.15  # chance it is pulsed
-
-
-@dataclass
-class Needle:
-    """One drawn needle: its path over the whole cadence and where it is switched on."""
-
-    kind: str
-    snr: float
-    width: float  # FWHM, channels
-    drift: float  # mean drift, channels per row
-    panels: tuple[int, ...]
-    partial: bool
-    pulsed: bool
-    path: np.ndarray  # (N_ROWS,) centre channel per cadence row
-    level: np.ndarray = field(repr=False)  # (N_ROWS,) relative intensity per row, 0 where absent
-
-    def meta(self) -> dict:
-        """Flat description for the labels CSV."""
-        return {
-            "shape": self.kind,
-            "snr": round(self.snr, 3),
-            "drift": round(self.drift, 5),
-            "width": round(self.width, 3),
-            "panels": ",".join(map(str, self.panels)),
-            "start_channel": round(float(self.path[0]), 2),
-            "partial": self.partial,
-            "pulsed": self.pulsed,
-        }
 
 
 @functools.cache
@@ -87,184 +50,6 @@ def gbt_noise_means() -> np.ndarray:
     with importlib.resources.as_file(path) as file:
         params = np.load(file)
     return params[:, 0] * (DT_S / GBT_OBS_DT_S)
-
-
-def intensity_for_snr(snr: float, noise_std: float | np.ndarray) -> float | np.ndarray:
-    """setigen's `Frame.get_intensity`: the per-row level whose sum over a panel has this SNR."""
-    return snr * noise_std / math.sqrt(TCHANS)
-
-
-def cadence_times() -> np.ndarray:
-    """Seconds since the cadence start for each of its rows (panels back to back)."""
-    return np.arange(N_ROWS) * DT_S
-
-
-def draw_path(kind: str, rng: np.random.Generator, drift: float, centre: float) -> np.ndarray:
-    """Centre channel per cadence row for a needle of `kind` drifting `drift` channels/row on average.
-
-    Args:
-        kind: One of NEEDLE_KINDS.
-        rng: Source of the shape's own random parameters.
-        drift: Mean drift, channels per row.
-        centre: Channel the path passes at mid-cadence.
-    """
-    t = cadence_times()
-    t_mid = t[N_ROWS // 2]
-    rate = drift * DF_HZ / DT_S  # Hz/s, setigen's unit
-    f_mid = centre * DF_HZ
-    if kind == "straight":
-        hz = stg.constant_path(f_start=f_mid, drift_rate=rate)(t - t_mid)
-    elif kind == "quadratic":
-        # curvature so the bend is 10-60 channels over the cadence; apex anywhere in it
-        bend = rng.uniform(10, 60) * rng.choice([-1, 1])
-        accel = 2 * bend * DF_HZ / (t[-1] / 2) ** 2
-        t_apex = rng.uniform(0, t[-1])
-        hz = stg.squared_path(f_start=0.0, drift_rate=accel)(t - t_apex)
-        hz = hz - hz[N_ROWS // 2] + stg.constant_path(f_start=f_mid, drift_rate=rate)(t - t_mid)
-    elif kind == "sine":
-        amplitude = rng.uniform(3, 40) * DF_HZ
-        period = rng.uniform(0.15, 1.5) * t[-1]
-        hz = stg.sine_path(f_start=f_mid, drift_rate=rate, period=period, amplitude=amplitude)(t - t_mid)
-    elif kind == "random_walk":
-        steps = rng.normal(0.0, rng.uniform(0.05, 0.4), N_ROWS)
-        walk = np.cumsum(steps)
-        hz = (walk - walk[N_ROWS // 2]) * DF_HZ + stg.constant_path(f_start=f_mid, drift_rate=rate)(t - t_mid)
-    else:
-        raise ValueError(f"unknown needle kind {kind!r}; expected one of {NEEDLE_KINDS}")
-    return np.asarray(hz, dtype=np.float64) / DF_HZ
-
-
-def draw_needle(
-    kind: str,
-    rng: np.random.Generator,
-    *,
-    panels: tuple[int, ...] | None = None,
-    snr: float | None = None,
-    width: float | None = None,
-    drift: float | None = None,
-    partial: bool | None = None,
-    pulsed: bool | None = None,
-    ranges: NeedleRanges = NeedleRanges(),
-) -> Needle:
-    """Draws a needle; parameters left as None are drawn from `ranges`.
-
-    Args:
-        kind: Path shape, one of NEEDLE_KINDS.
-        rng: The only source of randomness (same state, same needle).
-        panels: Panels it appears in; None draws a subset of the ON panels (all three most often).
-        snr: Per-panel SNR (setigen's definition).
-        width: FWHM in channels.
-        drift: Mean drift in channels per row.
-        partial: Whether it lasts only part of the cadence.
-        pulsed: Whether its intensity comes in pulses.
-    """
-    if panels is None:
-        u = rng.random()
-        n_on = 1 if u < ranges.p_one_on else 2 if u < ranges.p_one_on + ranges.p_two_on else 3
-        panels = tuple(sorted(rng.choice(ON_PANELS, n_on, replace=False).tolist()))
-    snr = float(np.exp(rng.uniform(*np.log(ranges.snr)))) if snr is None else float(snr)
-    width = float(rng.uniform(*ranges.width)) if width is None else float(width)
-    drift = float(rng.uniform(-1, 1) * ranges.max_drift / N_ROWS) if drift is None else float(drift)
-    partial = bool(rng.random() < ranges.p_partial) if partial is None else partial
-    pulsed = bool(rng.random() < ranges.p_pulsed) if pulsed is None else pulsed
-    # keep the path inside the band where it is switched on, as far as the drift allows
-    first, last = min(panels) * TCHANS, (max(panels) + 1) * TCHANS
-    span = abs(drift) * (last - first) / 2
-    margin = 8 + min(span, 100)
-    centre_active = rng.uniform(margin, FCHANS - margin) if margin < FCHANS / 2 else FCHANS / 2
-    centre = centre_active - drift * ((first + last) / 2 - N_ROWS // 2)
-    path = draw_path(kind, rng, drift, centre)
-
-    level = np.zeros(N_ROWS)
-    for p in panels:
-        level[p * TCHANS : (p + 1) * TCHANS] = 1.0
-    if partial:
-        # one window of the cadence's time; it always overlaps at least 40 rows of a chosen panel
-        p = int(rng.choice(panels))
-        length = int(rng.integers(40, TCHANS + 1))
-        start = p * TCHANS + int(rng.integers(0, TCHANS - length + 1))
-        stop = start + int(rng.integers(length, 2 * TCHANS))
-        window = np.zeros(N_ROWS)
-        window[start:stop] = 1.0
-        level *= window
-    if pulsed:
-        t = cadence_times()
-        period = rng.uniform(8, 80) * DT_S
-        width = rng.uniform(0.2, 0.6) * period
-        level *= np.clip(pulse_train(t, period, width, rng.uniform(0, period)), 0.0, 1.0)
-    return Needle(kind, snr, width, drift, tuple(int(p) for p in panels), partial, pulsed, path, level)
-
-
-def pulse_train(t: np.ndarray, period: float, width: float, phase: float) -> np.ndarray:
-    """Gaussian pulses of FWHM `width` every `period` seconds: setigen's `periodic_gaussian_t_profile` with
-    pulses up, level 0 and no timing jitter, summing the same three nearest pulses, without its per-sample
-    Python calls (which made a pulsed needle cost ~6 ms in the data loader)."""
-    sigma = width / (2 * np.sqrt(2 * np.log(2)))
-    nearest = np.round((t + phase) / period - 1 / 4.0)
-    centres = (4.0 * (nearest + np.array([-1.0, 0.0, 1.0])[:, None]) + 1.0) / 4.0 * period - phase
-    return np.exp(-((t - centres) ** 2) / (2 * sigma**2)).sum(axis=0)
-
-
-def render(needle: Needle, noise_std: np.ndarray | float, out: np.ndarray | None = None) -> np.ndarray:
-    """Adds the needle's intensity to `out` (a (6, 273, 256) array, zeros if None) and returns it.
-
-    Args:
-        noise_std: Noise standard deviation per panel (or one for all), which sets the level from the SNR.
-    """
-    out = np.zeros(CADENCE_SHAPE, np.float32) if out is None else out
-    std_rows = np.repeat(np.broadcast_to(np.asarray(noise_std, np.float64), (N_PANELS,)), TCHANS)
-    amplitude = needle.level * intensity_for_snr(needle.snr, std_rows)
-    _add_track(out.reshape(N_ROWS, FCHANS), needle.path, amplitude, needle.width)
-    return out
-
-
-def inject_needle(
-    cadence: np.ndarray,
-    kind: str,
-    rng: np.random.Generator,
-    *,
-    noise_std: np.ndarray | float | None = None,
-    **params,
-) -> tuple[np.ndarray, Needle]:
-    """Injects a needle into a copy of a (6, 273, 256) cadence, e.g. to turn a training negative positive.
-
-    Args:
-        cadence: Raw or normalized cadence; it is not modified.
-        kind: Path shape, one of NEEDLE_KINDS.
-        rng: The only source of randomness.
-        noise_std: Noise std per panel; None estimates it robustly from each panel (median absolute deviation).
-        **params: Passed to `draw_needle` (panels, snr, width, drift, partial, pulsed, ranges).
-
-    Returns:
-        The float32 cadence with the needle added, and the needle drawn.
-    """
-    out = np.array(cadence, dtype=np.float32, copy=True)
-    if noise_std is None:
-        noise_std = robust_std(out)
-    needle = draw_needle(kind, rng, **params)
-    return render(needle, noise_std, out), needle
-
-
-def robust_std(cadence: np.ndarray) -> np.ndarray:
-    """Per-panel noise std from the median absolute deviation, so bright signals barely move it."""
-    flat = cadence.reshape(cadence.shape[0], -1)[:, ::7]  # a subsample is plenty and 7x faster
-    med = np.median(flat, axis=1, keepdims=True)
-    return 1.4826 * np.median(np.abs(flat - med), axis=1)
-
-
-def _add_track(rows: np.ndarray, path: np.ndarray, amplitude: np.ndarray, width: float) -> None:
-    """Adds a Gaussian-profile line (setigen's gaussian_f_profile) along `path` to (N_ROWS, FCHANS) `rows`."""
-    on = np.flatnonzero(amplitude > 0)
-    if not len(on):
-        return
-    half = int(math.ceil(1.5 * width)) + 1  # covers ±3.5 sigma of the FWHM-`width` Gaussian
-    centres = path[on]
-    cols = np.floor(centres).astype(np.int64)[:, None] + np.arange(-half, half + 1)
-    profile = stg.gaussian_f_profile(width=width * DF_HZ)
-    values = profile(cols * DF_HZ, centres[:, None] * DF_HZ) * amplitude[on, None]
-    inside = (cols >= 0) & (cols < rows.shape[1])
-    r = np.broadcast_to(on[:, None], cols.shape)
-    rows[r[inside], cols[inside]] += values[inside]  # no repeated (row, col) pairs, so += is exact
 
 
 # ---------------------------------------------------------------------------------------------- backgrounds
@@ -323,7 +108,7 @@ def add_rfi(data: np.ndarray, rng: np.random.Generator, noise_std: float) -> lis
         for _ in range(int(rng.integers(1, 4))):
             snr = float(np.exp(rng.uniform(np.log(5), np.log(200))))
             path = np.full(N_ROWS, rng.uniform(0, FCHANS))
-            _add_track(rows, path, all_rows * intensity_for_snr(snr, noise_std), rng.uniform(1, 3))
+            add_track(rows, path, all_rows * intensity_for_snr(snr, noise_std), rng.uniform(1, 3))
         added.append("zero_drift")
     if rng.random() < 0.15:
         drift = rng.uniform(-1, 1) * 180 / N_ROWS
@@ -331,7 +116,7 @@ def add_rfi(data: np.ndarray, rng: np.random.Generator, noise_std: float) -> lis
         snr = float(np.exp(rng.uniform(np.log(5), np.log(100))))
         # real RFI flickers: a random gain per row
         flicker = rng.uniform(0.5, 1.5, N_ROWS)
-        _add_track(rows, path, flicker * intensity_for_snr(snr, noise_std), rng.uniform(1, 6))
+        add_track(rows, path, flicker * intensity_for_snr(snr, noise_std), rng.uniform(1, 6))
         added.append("drifting")
     if rng.random() < 0.15:
         for _ in range(int(rng.integers(1, 4))):

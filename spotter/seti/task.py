@@ -15,25 +15,18 @@ from spotter.binary.task import BinaryTask
 from spotter.errors import SpotterError
 from spotter.models.attention import TripletAttention
 from spotter.models.backbones import create_backbone
-from spotter.models.pooling import AvgPool, GeM
-from spotter.seti import OFF_PANELS
-from spotter.seti.config import NEEDLE_KINDS, SetiAugmentConfig, SetiConfig, SetiModelConfig
+from spotter.models.pooling import create_pooling
+from spotter.seti.cleaning import bin_time
+from spotter.seti.config import SetiAugmentConfig, SetiConfig, SetiModelConfig, SetiPreprocessConfig
 from spotter.seti.data import available_splits, list_split, load_cadence
-from spotter.seti.dedoppler import bin_time
-from spotter.seti.preprocess import SetiPreprocessConfig, preprocess, validate_preprocess
-
+from spotter.seti.needles import add_interference, add_signal, normalized_noise_std
+from spotter.seti.preprocess import build_pipeline
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 def input_preprocess(cfg: SetiConfig) -> SetiPreprocessConfig:
     """The preprocessing of a config, with `image_size` applied as a square resize."""
-    validate_preprocess(cfg.preprocess)
-    if cfg.image_size and cfg.preprocess.height:
-        raise SpotterError("set either image_size or preprocess.height/.width, not both")
-    if cfg.preprocess.dedoppler and (cfg.augment.vflip > 0 or "vflip" in cfg.tta):
-        # a flip of the rows would reverse the de-Doppler maps' |drift| axis, not follow the cadence
-        raise SpotterError("preprocess.dedoppler cannot be combined with augment.vflip or vflip TTA")
     if cfg.image_size:
         return replace(cfg.preprocess, height=cfg.image_size, width=cfg.image_size)
     return cfg.preprocess
@@ -52,7 +45,7 @@ class CadenceDataset(Dataset):
     Args:
         paths: One `.npy` path per sample, or the (6, 273, 256) arrays themselves.
         targets: Labels (0/1), or None for unlabelled test data.
-        preprocess_cfg: How a cadence becomes an input.
+        preprocess_cfg: How a cadence becomes an input (its pipeline is built once, here).
         augment: Training augmentations, or None for evaluation.
     """
 
@@ -65,12 +58,8 @@ class CadenceDataset(Dataset):
     ) -> None:
         self.paths = list(paths)
         self.targets = np.zeros(len(paths), np.float32) if targets is None else np.asarray(targets, np.float32)
-        self.preprocess_cfg = preprocess_cfg
+        self.pipeline = build_pipeline(preprocess_cfg)
         self.augment = augment
-        if augment is not None:
-            unknown = sorted(set(augment.inject_kinds) - set(NEEDLE_KINDS))
-            if unknown:
-                raise SpotterError(f"augment.inject_kinds: unknown kind(s) {unknown}; expected {NEEDLE_KINDS}")
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -86,52 +75,21 @@ class CadenceDataset(Dataset):
         interference = aug is not None and aug.inject_rfi > 0 and rng.random() < aug.inject_rfi
         if needle or interference:
             cadence = bin_time(cadence, 1)  # one float32 copy, which the signals are added to in place
-            # panels are normalized, so a strided std is a close, 20x cheaper noise estimate than the median one
-            noise_std = cadence[:, ::3, ::3].std(axis=(1, 2))
+            noise_std = normalized_noise_std(cadence)
             if needle:
-                add_signal(cadence, aug, rng, noise_std)
+                add_signal(cadence, rng, noise_std, aug.inject_kinds, aug.inject_snr)
                 target = np.float32(1.0)
             if interference:
-                add_interference(cadence, aug, rng, noise_std)
+                add_interference(cadence, rng, noise_std, aug.inject_kinds, aug.inject_snr)
         # float16, as the cadences are: half the bytes to pass from loader workers (and to the GPU), which was
         # a sixth of the loader's time; the model computes in float32 or its autocast type
-        image = torch.from_numpy(preprocess(cadence, self.preprocess_cfg)).clamp_(-FLOAT16_MAX, FLOAT16_MAX).half()
+        image = torch.from_numpy(self.pipeline(cadence)).clamp_(-FLOAT16_MAX, FLOAT16_MAX).half()
         if aug is not None:
             if rng.random() < aug.hflip:
                 image = image.flip(-1)
             if rng.random() < aug.vflip:
                 image = image.flip(-2)
         return {"index": i, "input": image, "target": torch.tensor(target, dtype=torch.float32)}
-
-
-def add_signal(
-    cadence: np.ndarray,
-    aug: SetiAugmentConfig,
-    rng: np.random.Generator,
-    noise_std: np.ndarray,
-    panels: tuple[int, ...] | None = None,
-) -> np.ndarray:
-    """Adds a generated needle of a random kind and SNR from `aug` to a float32 cadence in place; returns it.
-
-    Args:
-        panels: Where it shows; None draws ON panels as the data generator does (a needle).
-    """
-    from spotter.seti.synth import draw_needle, render
-
-    kind = aug.inject_kinds[int(rng.integers(len(aug.inject_kinds)))]
-    snr = float(np.exp(rng.uniform(*np.log(aug.inject_snr))))
-    return render(draw_needle(kind, rng, snr=snr, panels=panels), noise_std, cadence)
-
-
-def add_interference(
-    cadence: np.ndarray, aug: SetiAugmentConfig, rng: np.random.Generator, noise_std: np.ndarray
-) -> np.ndarray:
-    """Adds a generated signal in all six panels (70%) or in some OFF panels only, in place; returns the cadence."""
-    if rng.random() < 0.7:
-        panels = tuple(range(6))
-    else:
-        panels = tuple(sorted(rng.choice(OFF_PANELS, int(rng.integers(1, 4)), replace=False).tolist()))
-    return add_signal(cadence, aug, rng, noise_std, panels)
 
 
 def set_stem_stride(backbone: nn.Module, stride: tuple[int, int]) -> nn.Conv2d:
@@ -162,16 +120,9 @@ class SetiNet(nn.Module):
             **cfg.backbone_args,
         )
         if cfg.stem_stride:
-            if len(cfg.stem_stride) != 2:
-                raise SpotterError(f"model.stem_stride must be [h, w], got {cfg.stem_stride}")
             set_stem_stride(self.backbone, tuple(cfg.stem_stride))
         self.attention = TripletAttention(cfg.attention_kernel) if cfg.triplet_attention else nn.Identity()
-        if cfg.pooling == "gem":
-            self.pool = GeM(cfg.gem_p, learnable=cfg.gem_learnable)
-        elif cfg.pooling == "avg":
-            self.pool = AvgPool()
-        else:
-            raise SpotterError(f"model.pooling must be gem or avg, got {cfg.pooling!r}")
+        self.pool = create_pooling(cfg.pooling, p=cfg.gem_p, learnable=cfg.gem_learnable)
         extra = 0 if self.score_channel is None else 1
         # the score's peak spans ~0-100 noise stds: normalized by its batch statistics like the features are
         self.score_norm = nn.BatchNorm1d(1) if extra else None

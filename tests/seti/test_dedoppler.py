@@ -8,8 +8,10 @@ import pytest
 
 from spotter.cli import main
 from spotter.seti import ON_PANELS
-from spotter.seti.dedoppler import Dedoppler, DedopplerConfig, baseline_scores, bin_time, search_many
-from spotter.seti.synth import N_ROWS, TCHANS, chi2_noise, inject_needle, normalize_panels
+from spotter.seti.dedoppler import Dedoppler, DedopplerConfig, baseline_scores
+from spotter.seti.needles import N_ROWS, TCHANS
+from spotter.seti.synth import chi2_noise, normalize_panels
+from tests.seti.test_needles import with_needle
 
 
 def _noise(seed: int) -> np.ndarray:
@@ -19,8 +21,8 @@ def _noise(seed: int) -> np.ndarray:
 @pytest.mark.parametrize("drift", [0.0, 0.03, -0.07, 0.11])
 def test_recovers_straight_drift_within_one_channel(drift):
     rng = np.random.default_rng(10)
-    cadence, needle = inject_needle(
-        _noise(0), "straight", rng, snr=30, drift=drift, width=2, panels=ON_PANELS, partial=False, pulsed=False
+    cadence, needle = with_needle(
+        _noise(0), rng, snr=30, drift=drift, width=2, panels=ON_PANELS, partial=False, pulsed=False
     )
     hit = Dedoppler().search(cadence.astype(np.float16))
     rows = np.concatenate([np.arange(p * TCHANS, (p + 1) * TCHANS) for p in ON_PANELS])
@@ -34,11 +36,9 @@ def test_needle_outscores_noise_and_cadence_filter_rejects_all_panel_signal():
     rng = np.random.default_rng(11)
     search = Dedoppler()
     noise = [search.search(_noise(s)).score for s in range(5)]
-    on, _ = inject_needle(
-        _noise(20), "straight", rng, snr=20, drift=0.05, panels=ON_PANELS, partial=False, pulsed=False
-    )
-    everywhere, _ = inject_needle(
-        _noise(21), "straight", rng, snr=40, drift=0.05, panels=tuple(range(6)), partial=False, pulsed=False
+    on, _ = with_needle(_noise(20), rng, snr=20, drift=0.05, panels=ON_PANELS, partial=False, pulsed=False)
+    everywhere, _ = with_needle(
+        _noise(21), rng, snr=40, drift=0.05, panels=tuple(range(6)), partial=False, pulsed=False
     )
     assert search.search(on).score > max(noise) + 5
     # in all six panels: the cadence filter leaves it at the noise level
@@ -54,25 +54,6 @@ def test_path_power_of_prepared_cadence_reads_the_same_sums_as_the_full_maps(bin
     assert full.shape == (6, len(search.drifts), 256) and np.isfinite(full).all()
     with pytest.raises(ValueError, match="time bins"):
         search.paths_of_prepared(x[:, :-1])
-
-
-def test_bin_time_averages_whole_groups_into_a_new_float32_array():
-    x = np.arange(6 * 10 * 4, dtype=np.float16).reshape(6, 10, 4)
-    before = x.copy()
-    binned = bin_time(x, 3)  # 10 rows: three groups of 3, the last row dropped
-    assert binned.shape == (6, 3, 4) and binned.dtype == np.float32
-    np.testing.assert_allclose(binned[2, 1], x[2, 3:6].astype(np.float32).mean(axis=0))
-    np.testing.assert_array_equal(x, before)
-    x32 = x.astype(np.float32)
-    same = bin_time(x32, 1)
-    same[:] = 0  # a copy, not a view of the input
-    assert x32.any()
-
-
-def test_search_many_matches_search():
-    cadences = [_noise(1), _noise(2)]
-    hits = search_many(cadences, 2)
-    assert [h.score for h in hits] == [Dedoppler().search(c).score for c in cadences]
 
 
 def test_baseline_cli_writes_submission(tmp_path, make_layout, capsys):

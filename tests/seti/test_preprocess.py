@@ -1,4 +1,4 @@
-"""Cadence preprocessing options."""
+"""Cadence preprocessing: each option's effect, and the pipeline of steps a config builds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,17 @@ import pytest
 from omegaconf import OmegaConf
 
 from spotter.errors import SpotterError
-from spotter.seti.preprocess import SetiPreprocessConfig, preprocess
+from spotter.seti.config import SetiPreprocessConfig
+from spotter.seti.preprocess import (
+    AppendMaps,
+    BinRows,
+    CleanCadence,
+    DedopplerMaps,
+    Pipeline,
+    RowNoiseUnits,
+    build_pipeline,
+    preprocess,
+)
 
 
 @pytest.fixture
@@ -58,11 +68,13 @@ def test_background_subtraction():
     np.testing.assert_allclose(off, -2.0, atol=1e-4)
 
 
-def test_bad_option(cadence):
+def test_unknown_choices_and_bad_shapes_are_named(cadence):
     with pytest.raises(SpotterError, match="preprocess.stack"):
-        preprocess(cadence, SetiPreprocessConfig(stack="diagonal"))
-    with pytest.raises(SpotterError, match="height"):
-        preprocess(cadence, SetiPreprocessConfig(height=10))
+        build_pipeline(SetiPreprocessConfig(stack="diagonal"))
+    with pytest.raises(SpotterError, match="preprocess.normalize"):
+        build_pipeline(SetiPreprocessConfig(normalize="global"))
+    with pytest.raises(SpotterError, match=r"\(6, T, F\) cadence"):
+        build_pipeline(SetiPreprocessConfig())(cadence[:5])
 
 
 def test_nests_in_an_omegaconf_schema():
@@ -121,10 +133,6 @@ def test_dedoppler_channels_follow_frequency_flips_and_light_up_a_straight_needl
     assert (out[[6, 8, 10, 12]].max(axis=(1, 2)) > 8).all()  # the maps of binned panels still light up
     on = SetiPreprocessConfig(stack="channels", height=34, width=256, resize_mode="area", dedoppler=True)
     assert preprocess(x, on).shape == (7, 34, 256)
-    with pytest.raises(SpotterError, match="dedoppler"):
-        preprocess(x, SetiPreprocessConfig(dedoppler=True))  # panels stacked in time
-    with pytest.raises(SpotterError, match="bin_rows"):
-        preprocess(x, SetiPreprocessConfig(bin_rows=5, stack="channels", dedoppler=True))  # 5 does not divide 16
 
 
 def test_cadence_score_map_rejects_a_line_in_every_panel():
@@ -145,3 +153,33 @@ def test_max_pooling_to_a_smaller_map_takes_each_runs_peak():
     expected = np.stack([x[:, starts[i] : starts[i + 1]].max(axis=1) for i in range(34)], axis=1)
     np.testing.assert_array_equal(out, expected)
     assert _max_resize(x, 100, 40).shape == (2, 100, 40)  # larger: interpolated
+
+
+def _names(pipeline: Pipeline) -> list[str]:
+    return [type(step).__name__ for step in pipeline.steps]
+
+
+def test_pipeline_holds_only_the_steps_asked_for_in_order():
+    assert _names(build_pipeline(SetiPreprocessConfig())) == ["BinRows", "SelectPanels", "StackTime"]
+    every = SetiPreprocessConfig(bin_rows=4, subtract_baseline=True, subtract_off=True, normalize="frequency",
+                                 transpose=True, height=32, width=64)
+    assert _names(build_pipeline(every)) == [
+        "BinRows", "SubtractBaseline", "SubtractOff", "SelectPanels", "Standardize", "StackTime", "Transpose",
+        "Resize",
+    ]
+    channel = SetiPreprocessConfig(panels="all", normalize="channel", transpose=True)
+    assert _names(build_pipeline(channel)) == ["BinRows", "StackTime", "Transpose", "Standardize"]
+
+
+def test_cadence_cleaning_is_shared_with_the_maps_only_when_nothing_comes_before_it():
+    cfg = SetiPreprocessConfig(bin_rows=8, panels="all", stack="channels", normalize="cadence", dedoppler=True)
+    shared = build_pipeline(cfg)
+    assert _names(shared) == ["BinRows", "CleanCadence", "DedopplerMaps", "RowNoiseUnits", "AppendMaps"]
+    assert shared.steps[2] == DedopplerMaps(8, clean=False)
+    # the same numbers as cleaning a copy for the maps and the input on its own
+    apart = Pipeline([BinRows(8), DedopplerMaps(8, clean=True), CleanCadence(), RowNoiseUnits(8), AppendMaps()])
+    x = np.random.default_rng(5).standard_normal((6, 273, 256)).astype(np.float16)
+    np.testing.assert_array_equal(shared(x), apart(x))
+    subtracted = build_pipeline(SetiPreprocessConfig(**{**cfg.__dict__, "subtract_baseline": True}))
+    assert _names(subtracted)[:4] == ["BinRows", "DedopplerMaps", "SubtractBaseline", "CleanCadence"]
+    assert subtracted.steps[1] == DedopplerMaps(8, clean=True)
