@@ -102,6 +102,19 @@ class TrainConfig:
         ])
 
 
+def pretrained_value(value: str | bool | None) -> bool | str:
+    """`model.pretrained` as `spotter.models.backbones.create_backbone` takes it: True, False or a file path.
+
+    A string in the config so YAML can hold any of the three: true/false (any case, yes/no, 1/0) or a path.
+    """
+    lowered = str(value).strip().lower()
+    if lowered in ("true", "yes", "1", "bundled"):
+        return True
+    if lowered in ("false", "no", "0", "none", "null", ""):
+        return False
+    return str(value)
+
+
 def require_all(config: Any, checks: list[tuple[bool, str, str]]) -> None:
     """Raises for the first failed (ok, dotted key, what was expected) check, naming the key and its value.
 
@@ -269,4 +282,4 @@ def _first_line(err: Exception) -> str:
     return str(err).splitlines()[0]
 
 
-__all__ = ["TrainConfig", "MixingConfig", "LossConfig", "load_config", "describe_config", "require_all", "resolve_config", "shipped_configs", "to_yaml", "default_config_path", "MISSING"]
+__all__ = ["TrainConfig", "MixingConfig", "LossConfig", "load_config", "describe_config", "pretrained_value", "require_all", "resolve_config", "shipped_configs", "to_yaml", "default_config_path", "MISSING"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from spotter.config import TrainConfig, require_all
 from spotter.seti import NEEDLE_KINDS
@@ -56,7 +56,7 @@ class SetiModelConfig:
 
     backbone: str = "resnet18d"  # any timm model
     backbone_args: dict[str, Any] = field(default_factory=dict)  # extra timm.create_model arguments
-    weights: Optional[str] = None  # a local weights file (.safetensors or torch); None trains from scratch
+    pretrained: str = "false"  # ImageNet weights: true (timm hub, or its local cache) | false | a weights file
     stem_stride: list[int] = field(default_factory=list)  # e.g. [1, 2]: (H, W) stride of the first conv
     pooling: str = "gem"  # gem | avg
     gem_p: float = 3.0

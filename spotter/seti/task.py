@@ -12,6 +12,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from spotter.binary.task import BinaryTask
+from spotter.config import pretrained_value
+from spotter.engine.predict import load_weights
 from spotter.errors import SpotterError
 from spotter.models.attention import TripletAttention
 from spotter.models.backbones import create_backbone
@@ -108,15 +110,19 @@ class SetiNet(nn.Module):
         cfg: Model options.
         in_chans: Input channels (1 for panels stacked in time).
         score_channel: The input channel holding the de-Doppler score map, for `cfg.score_head`.
+        pretrained: Override of `cfg.pretrained` (False when trained weights are loaded right after).
     """
 
-    def __init__(self, cfg: SetiModelConfig, in_chans: int, score_channel: int | None = None) -> None:
+    def __init__(
+        self, cfg: SetiModelConfig, in_chans: int, score_channel: int | None = None, pretrained: bool | str | None = None
+    ) -> None:
         super().__init__()
         if cfg.score_head and score_channel is None:
             raise SpotterError("model.score_head needs the de-Doppler score map: set preprocess.dedoppler: true")
         self.score_channel = score_channel if cfg.score_head else None
         self.backbone = create_backbone(
-            cfg.backbone, cfg.weights, num_classes=0, global_pool="", in_chans=in_chans, drop_rate=cfg.drop_rate,
+            cfg.backbone, pretrained_value(cfg.pretrained) if pretrained is None else pretrained, num_classes=0,
+            global_pool="", in_chans=in_chans, drop_rate=cfg.drop_rate,
             **cfg.backbone_args,
         )
         if cfg.stem_stride:
@@ -159,10 +165,13 @@ class SetiTask(BinaryTask):
             valid = CadenceDataset(list(valid_rows["path"]), valid_rows["target"].to_numpy(), prep)
         return train, valid
 
-    def create_model(self, cfg: SetiConfig, train_rows: pd.DataFrame | None) -> nn.Module:
+    def create_model(self, cfg: SetiConfig, train_rows: pd.DataFrame | None, pretrained=None) -> nn.Module:
         prep = input_preprocess(cfg)
         channels = input_channels(prep)
-        return SetiNet(cfg.model, channels, channels - 1 if prep.dedoppler else None)
+        return SetiNet(cfg.model, channels, channels - 1 if prep.dedoppler else None, pretrained=pretrained)
+
+    def restore_model(self, cfg: SetiConfig, weights: Path) -> nn.Module:
+        return load_weights(self.create_model(cfg, None, pretrained=False), weights)
 
     def test_rows(self, data_dir: Path) -> pd.DataFrame:
         return list_split(data_dir, "test")

@@ -18,7 +18,7 @@ class WhaleModelConfig:
     """
 
     backbone: str = "tf_efficientnet_lite0"  # any timm model with feature stages
-    pretrained: str = "true"  # "true" | "false" | a path; a string so YAML can hold any of the three
+    pretrained: str = "true"  # ImageNet weights: true (bundled Lite0 offline, else timm hub) | false | a weights file
     gem_p: float = 3.0  # GeM exponent (1 = average pooling, large = max pooling)
     gem_learnable: bool = True  # train the GeM exponent
     two_stages: bool = False  # GeM over the last two stages, concatenated (Happywhale 1st)
@@ -117,21 +117,10 @@ class WhaleConfig(TrainConfig):
         ])
 
 
-def pretrained_value(value: str) -> bool | str:
-    """`model.pretrained` as `create_backbone` takes it: True, False or a path."""
-    lowered = str(value).strip().lower()
-    if lowered in ("true", "yes", "1", "bundled"):
-        return True
-    if lowered in ("false", "no", "0", "none", ""):
-        return False
-    return str(value)
-
-
 __all__ = [
     "WhaleConfig",
     "WhaleModelConfig",
     "WhaleHeadConfig",
     "WhaleAugmentConfig",
     "WhaleRetrievalConfig",
-    "pretrained_value",
 ]

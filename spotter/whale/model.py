@@ -12,7 +12,8 @@ from torch import nn
 from spotter.models.backbones import create_backbone
 from spotter.models.heads import ArcFace, create_head, dynamic_margins
 from spotter.models.pooling import create_pooling
-from spotter.whale.config import WhaleConfig, WhaleHeadConfig, pretrained_value
+from spotter.config import pretrained_value
+from spotter.whale.config import WhaleConfig, WhaleHeadConfig
 
 HEAD_TOP = 10  # head candidates kept per validation photo in the out-of-fold predictions
 

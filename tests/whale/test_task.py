@@ -155,6 +155,16 @@ def test_gpu_config_is_the_published_recipe():
     assert (cfg.lr, cfg.head_lr_mult, cfg.epochs, cfg.mixed_precision) == (1.6e-3, 10.0, 30, "bf16")
     assert cfg.warmup_epochs == pytest.approx(0.2 * cfg.epochs)
     assert cfg.model.two_stages and cfg.image_size >= 768
+    assert cfg.model.pretrained == "true"  # the winners started from ImageNet weights
+
+
+def test_gpu_recipes_start_from_imagenet_weights_and_cpu_seti_from_scratch():
+    from spotter.config import pretrained_value, shipped_configs
+    from spotter.seti.config import SetiConfig
+
+    for name, path in shipped_configs("seti").items():
+        expected = name.startswith("gpu")  # the cpu config's half-width ResNet has no ImageNet weights
+        assert pretrained_value(load_config(SetiConfig, path).model.pretrained) is expected, name
 
 
 @pytest.mark.slow
