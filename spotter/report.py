@@ -127,6 +127,15 @@ class Callout:
     text: str
 
 
+@dataclass(frozen=True)
+class Card:
+    """A headline number: what it is, its value, a line of detail."""
+
+    label: str
+    value: str
+    detail: str = ""
+
+
 class ReportAssets:
     """The report's image folder inside a run folder, and the addresses the page uses for its files.
 
@@ -251,6 +260,7 @@ def histogram_figure(
 def grouped_bars_figure(
     frame: pd.DataFrame, label: str, values: Mapping[str, str], xlabel: str, title: str = "",
     colors: Sequence[str] = COLORS, xlim: tuple[float, float] | None = None, reference: float | None = None,
+    row_colors: Sequence[str] | None = None,
 ):
     """Horizontal bars, one group of bars per row of `frame` (top to bottom), one bar per column in `values`.
 
@@ -260,6 +270,7 @@ def grouped_bars_figure(
         values: Legend name → column of the bar's value (NaN draws no bar).
         xlabel: What the bars measure.
         reference: An x value drawn as a dotted line (e.g. chance AUC 0.5).
+        row_colors: With a single series, a colour per row (e.g. to set summary rows apart).
     """
     count, series = len(frame), list(values.items())
     with figure_style():
@@ -269,7 +280,8 @@ def grouped_bars_figure(
         for k, ((name, column), color) in enumerate(zip(series, colors)):
             bars = frame[column].to_numpy(np.float64)
             y = positions - 0.4 + height * (k + 0.5)
-            ax.barh(y, np.nan_to_num(bars), height=height * 0.92, color=color, label=name)
+            fill = list(row_colors) if row_colors is not None and len(series) == 1 else color
+            ax.barh(y, np.nan_to_num(bars), height=height * 0.92, color=fill, label=name)
             for yy, value in zip(y, bars):
                 if np.isfinite(value):
                     ax.text(value, yy, f" {value:.3f}", va="center", fontsize=7, color="#333333")

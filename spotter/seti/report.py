@@ -20,6 +20,7 @@ from spotter.report import (
     COLORS,
     MODEL_COLOR,
     Callout,
+    Card,
     Figure,
     ReportAssets,
     figure_style,
@@ -111,6 +112,7 @@ def make_report(
         groups=groups,
         mistakes=_mistakes(oof, meta, data_dir, assets, mistakes),
         baseline_note=baseline_note,
+        baseline_shown=bool(compared.any()),
     )
     return run.report_path
 
@@ -184,13 +186,6 @@ def _auc(targets: np.ndarray, scores: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------------------------------- sections
-
-
-@dataclass(frozen=True)
-class Card:
-    label: str
-    value: str
-    detail: str = ""
 
 
 def _summary(oof: pd.DataFrame, compared: np.ndarray, model_auc: float, baseline_note: str) -> dict:
