@@ -65,6 +65,9 @@ def make_report(
         SpotterError: If the run has no out-of-fold predictions or the data folder's labels are unreadable.
     """
     run, data_dir = RunDir(run_dir), Path(data_dir)
+    if not run.oof_table.is_file():
+        raise SpotterError(f"no out-of-fold predictions ({run.oof_table.name}); a report needs a run trained with "
+                           "validation folds", run.path)
     oof = read_oof(run).merge(run.read_folds("id"), on="id", how="left")
     metrics = run.read_metrics() if run.is_finished() else {}
     meta = _read_meta(data_dir, oof["id"])

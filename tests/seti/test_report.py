@@ -122,6 +122,23 @@ def test_page_says_when_the_baseline_is_missing(seti_run, roc_curves, tmp_path) 
     assert roc_curves == [["model"], ["model"]]
 
 
+def test_large_splits_compare_on_a_sample(seti_run, roc_curves) -> None:
+    from spotter.seti.report import make_report
+
+    run, data = seti_run
+    page = make_report(run, data, mistakes=1, baseline_sample=8).read_text()
+    assert roc_curves == [["model", "de-Doppler baseline"]]
+    assert "8 out-of-fold rows drawn at random (of 20)" in page and "model AUC (sampled rows)" in page
+
+
+def test_a_run_without_out_of_fold_rows_is_refused(tmp_path) -> None:
+    from spotter.errors import SpotterError
+    from spotter.seti.report import make_report
+
+    with pytest.raises(SpotterError, match="out-of-fold"):
+        make_report(tmp_path, tmp_path)
+
+
 def _mkdirs(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
