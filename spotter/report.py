@@ -25,6 +25,8 @@ MODEL_COLOR = "#1f5fa8"
 BASELINE_COLOR = "#d9822b"
 GOOD_COLOR = "#2e8b57"
 COLORS = (MODEL_COLOR, BASELINE_COLOR, GOOD_COLOR, "#8e44ad", "#c0392b", "#7f8c8d", "#16a085", "#b7950b")
+# one per CV fold, none of them the model or baseline colour (those mean "model" and "baseline" on every page)
+FOLD_COLORS = ("#8e44ad", "#16a085", "#b7950b", "#c0392b", "#34495e", "#e67e22", "#7f8c8d", "#2980b9", "#d35400", "#27ae60")
 
 # one look for every figure of every task (applied per figure, never to the caller's matplotlib state)
 STYLE = {

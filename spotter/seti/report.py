@@ -3,6 +3,7 @@ and SNR band, and the most confident mistakes with their cadences."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from spotter.metrics import auc_by_group
 from spotter.progress import NullReporter, Reporter
 from spotter.report import (
     BASELINE_COLOR,
-    COLORS,
+    FOLD_COLORS,
     MODEL_COLOR,
     Callout,
     Card,
@@ -234,7 +235,7 @@ def _learning_curves(run: RunDir, assets: ReportAssets, metrics: dict, folds: li
     metric_name = metrics.get("metric_name", "AUC")
     with figure_style():
         fig, (loss_ax, metric_ax) = pyplot().subplots(1, 2, figsize=(9.6, 3.3))
-        for (fold, (log, best)), color in zip(logs.items(), COLORS):
+        for (fold, (log, best)), color in zip(logs.items(), itertools.cycle(FOLD_COLORS)):
             epochs = log["epoch"].to_numpy()
             loss_ax.plot(epochs, log["train_loss"], color=color, marker="o", markersize=3, label=f"fold {fold} train")
             if "valid_loss" in log:
