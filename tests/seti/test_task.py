@@ -188,8 +188,11 @@ def test_report_shows_roc_folds_kinds_and_mistakes(needle_data: Path, trained) -
 
     run, _ = trained
     page = make_report(run, needle_data, mistakes=2).read_text()
-    for heading in ("Out-of-fold ROC", "AUC per fold", "AUC per needle kind", "Most confident mistakes"):
+    for heading in ("Model against the de-Doppler baseline", "Learning curves", "AUC per fold",
+                    "AUC per needle kind", "Most confident mistakes"):
         assert heading in page
-    assert "straight" in page
-    for png in ("roc.png", "scores.png", "false_positives.png", "false_negatives.png"):
-        assert (run / png).stat().st_size > 1000
+    assert "needle: straight" in page and "de-Doppler baseline AUC" in page
+    assets = run / "report_assets"
+    for png in ("roc.png", "scores.png", "learning_curves.png", "auc_by_kind.png", "false_positives_1.png",
+                "false_negatives_2.png"):
+        assert (assets / png).stat().st_size > 1000

@@ -109,7 +109,8 @@ def test_train_predict_index_match_cli(whale_data, tmp_path, capsys):
     assert "map_at_5" in capsys.readouterr().out
 
     assert main(["--quiet", "whale", "report", str(run), "--data", str(whale_data)]) == 0
-    assert {"report.html", "map_vs_threshold.png", "map_by_group.png", "gallery.png"} <= {p.name for p in run.iterdir()}
+    assert (run / "report.html").is_file()
+    assert {"map_vs_threshold.png", "map_by_group.png", "thumbs"} <= {p.name for p in (run / "report_assets").iterdir()}
 
     assert main(["--quiet", "whale", "index", str(run), str(whale_data)]) == 0
     photo = whale_data / "train_images" / train["image"].iloc[0]
