@@ -62,7 +62,7 @@ def run_train(args: argparse.Namespace, spec: TaskSpec):
     print(f"out-of-fold {result.metric_name}: {metric}")
     writer = spec.report_writer()
     if writer is not None and result.oof_path is not None and not result.already_finished:
-        print(f"report: {writer(result.run_dir, args.data)}")
+        print(f"report: {writer(result.run_dir, args.data, reporter=reporter)}")
     return result
 
 

@@ -31,7 +31,7 @@ class TaskSpec:
         task: `module:Class` of its `spotter.engine.task.Task`.
         cli: `module:function(subparsers, common)` adding its own sub-commands beside `train` and `predict`.
         blender: `module:function()` returning its `spotter ensemble` blender, if runs can be blended.
-        report: `module:function(run_dir, data_dir) -> Path` writing a run's report after training.
+        report: `module:function(run_dir, data_dir, reporter=...) -> Path` writing a run's report after training.
     """
 
     name: str
@@ -63,7 +63,7 @@ class TaskSpec:
         if self.cli is not None:
             _resolve(self.cli)(subparsers, common)
 
-    def report_writer(self) -> Callable[[Path, Path], Path] | None:
+    def report_writer(self) -> Callable[..., Path] | None:
         return _resolve(self.report) if self.report else None
 
 

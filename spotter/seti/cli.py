@@ -91,9 +91,10 @@ def _baseline(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from spotter.progress import create_reporter
     from spotter.seti.report import make_report
 
-    print(f"report: {make_report(args.run, args.data)}")
+    print(f"report: {make_report(args.run, args.data, reporter=create_reporter(args.quiet))}")
     return 0
 
 

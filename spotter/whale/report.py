@@ -12,6 +12,7 @@ import pandas as pd
 
 from spotter.engine.rundir import RunDir
 from spotter.errors import SpotterError
+from spotter.progress import NullReporter, Reporter
 from spotter.io import atomic_path, read_csv
 from spotter.metrics import NEW_INDIVIDUAL, average_precision_at_5
 from spotter.report import (
@@ -72,7 +73,9 @@ def _parse(frame: pd.DataFrame) -> tuple[list[list[str]], np.ndarray]:
     return names, scores
 
 
-def write_report(run_dir: str | Path, data_dir: str | Path | None = None, gallery_rows: int = 8) -> Path:
+def write_report(
+    run_dir: str | Path, data_dir: str | Path | None = None, gallery_rows: int = 8, reporter: Reporter = NullReporter()
+) -> Path:
     """Writes `report.html` into the run folder, its figures and thumbnails into the report's image folder.
 
     Args:

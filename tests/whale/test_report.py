@@ -6,7 +6,6 @@ import html
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
