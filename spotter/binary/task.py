@@ -57,6 +57,11 @@ class BinaryTask:
         write_csv(run.oof_table, frame)
         return run.oof_table
 
+    def finish_training(
+        self, run: RunDir, cfg: TrainConfig, data_dir: Path, runtime: Runtime, reporter: Reporter
+    ) -> None:
+        """Nothing: a binary run is finished with its out-of-fold predictions."""
+
     def restore_model(self, cfg: TrainConfig, weights: Path) -> nn.Module:
         return load_weights(self.create_model(cfg, None), weights)
 

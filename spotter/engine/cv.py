@@ -180,6 +180,8 @@ def train(
         oof_metric = task.metric(oof_rows, oof_predictions)
         if runtime.is_main:
             oof_path = task.write_oof(run, oof_rows, oof_predictions)
+    runtime.wait()
+    task.finish_training(run, cfg, data_dir, runtime, reporter)
     if runtime.is_main:
         run.write_metrics(_metrics(task, cfg, results, oof_metric, runtime, time.perf_counter() - started))
     runtime.wait()

@@ -43,13 +43,18 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
     return model
 
 
-def fold_models(task: Task, run: RunDir, cfg: TrainConfig) -> Iterator[tuple[int, nn.Module]]:
+def fold_models(
+    task: Task, run: RunDir, cfg: TrainConfig, finished: bool = True
+) -> Iterator[tuple[int, nn.Module]]:
     """(fold, model in eval mode) for every trained fold of the run, rebuilt one at a time by the task.
+
+    Args:
+        finished: Require a finished run (False for `Task.finish_training`, which runs before it is).
 
     Raises:
         SpotterError: If the run has not finished or a trained fold's weights are missing or do not fit.
     """
-    for fold, path in run.trained_weights(cfg):
+    for fold, path in run.trained_weights(cfg, finished):
         yield fold, task.restore_model(cfg, path).eval()
 
 

@@ -261,13 +261,17 @@ class RunDir:
             raise SpotterError(f"{METRICS} names no task", self.metrics_path)
         return metrics["task"]
 
-    def trained_weights(self, cfg: TrainConfig) -> list[tuple[int, Path]]:
+    def trained_weights(self, cfg: TrainConfig, finished: bool = True) -> list[tuple[int, Path]]:
         """(fold, best weights) of every fold the run trained, in fold order (a full fit last).
+
+        Args:
+            cfg: The run's config (which folds it trains).
+            finished: Require a finished run; False while training finishes (the task's last step).
 
         Raises:
             SpotterError: If the run has not finished, or a fold it trained has no weights (naming the fold).
         """
-        if not self.is_finished():
+        if finished and not self.is_finished():
             raise SpotterError(
                 f"training did not finish (no {METRICS}); continue it with resume=true, then predict", self.path
             )

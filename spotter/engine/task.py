@@ -82,6 +82,12 @@ class Task(Protocol):
     def write_oof(self, run: RunDir, rows: pd.DataFrame, predictions: np.ndarray) -> Path:
         """Writes the run's out-of-fold file and returns its path."""
 
+    def finish_training(
+        self, run: RunDir, cfg: TrainConfig, data_dir: Path, runtime: Runtime, reporter: Reporter
+    ) -> None:
+        """Work that needs every trained fold (e.g. calibrating scores on the out-of-fold samples), done before the
+        run is marked finished; every process takes part."""
+
     def predict_test(
         self, run: RunDir, cfg: TrainConfig, data_dir: Path, tta: bool, runtime: Runtime, reporter: Reporter
     ) -> Submission | None:

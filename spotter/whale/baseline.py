@@ -25,7 +25,8 @@ def imagenet_baseline(
     from spotter.engine.cv import make_folds
     from spotter.engine.runtime import Runtime
     from spotter.models.heads import ArcFace
-    from spotter.whale.predict import FoldModel, predict_with_models
+    from spotter.whale.predict import predict_with_models
+    from spotter.whale.views import FoldModel
     from spotter.whale.task import build_model
 
     data = read_whale_data(data_dir)

@@ -7,6 +7,7 @@ from spotter.config import TrainConfig, require_all
 
 HEADS = ("arcface", "subcenter")
 THRESHOLD_MODES = ("best", "per_species", "ratio")  # the policies of `spotter.whale.threshold`
+CALIBRATIONS = ("logistic", "isotonic")  # the score calibrations of `spotter.whale.calibration`
 
 
 @dataclass
@@ -74,6 +75,7 @@ class WhaleRetrievalConfig:
     k: int = 100  # nearest gallery photos searched per query
     flip_tta: bool = True  # mirrored queries and mirrored gallery copies (the 1st place's TTA)
     head_weight: float = 0.5  # mix of the id head's cosines into the kNN scores (1st place: 0.5)
+    calibration: str = "logistic"  # score → probability fit on out-of-fold queries: logistic | isotonic
     threshold_mode: str = "best"  # best | per_species | ratio
     new_ratio: float = 0.165  # target share of new-first answers for threshold_mode ratio
     min_species_queries: int = 20  # out-of-fold photos a species needs for its own threshold
@@ -112,6 +114,10 @@ class WhaleConfig(TrainConfig):
             (r.k >= 1, "retrieval.k", "at least 1"),
             (0 <= r.head_weight <= 1, "retrieval.head_weight", "in [0, 1]"),
             (r.threshold_mode in THRESHOLD_MODES, "retrieval.threshold_mode", " | ".join(THRESHOLD_MODES)),
+            (r.calibration in CALIBRATIONS, "retrieval.calibration", " | ".join(CALIBRATIONS)),
+            (any(f >= 0 for f in self.train_folds) or not self.train_folds, "train_folds",
+             "at least one cross-validation fold (e.g. [0] or [0, -1]): a whale run calibrates its scores on "
+             "out-of-fold photos"),
             (0 <= r.new_ratio <= 1, "retrieval.new_ratio", "in [0, 1]"),
             (self.mixing.name == "none", "mixing.name", "none (id labels cannot be mixed)"),
         ])

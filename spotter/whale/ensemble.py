@@ -87,9 +87,9 @@ def run_scores(
 def _compute(run: RunDir, data_dir: Path, tta: bool, top_k: int, reporter: Reporter) -> RunScores:
     from spotter.engine.runtime import Runtime
     from spotter.whale.config import WhaleConfig
-    from spotter.whale.predict import (
-        combine, embed_run, load_test_data, rank, rank_out_of_fold, restore_fold_models, run_rows,
-    )
+    from spotter.whale.predict import boxes_of, load_test_data
+    from spotter.whale.ranking import rank, rank_out_of_fold
+    from spotter.whale.views import combine, embed_models, restore_fold_models, run_rows, train_views
     from spotter.whale.task import WhaleTask
 
     cfg = run.read_config(WhaleConfig)
@@ -100,11 +100,13 @@ def _compute(run: RunDir, data_dir: Path, tta: bool, top_k: int, reporter: Repor
     models = restore_fold_models(WhaleTask(), run, cfg, rows)
     vocab = sorted(set(rows["individual_id"]))
     labels = np.searchsorted(vocab, rows["individual_id"].to_numpy().astype(str))
-    train_views, test_views = embed_run(models, cfg, data, rows, Runtime(cfg.mixed_precision), reporter)
-    oof = rank_out_of_fold(list(zip(models, train_views)), rows, vocab, cfg, top=top_k)
+    runtime, boxes = Runtime(cfg.mixed_precision), boxes_of(data, cfg)
+    gallery = train_views(run, models, rows, cfg, boxes, runtime, reporter)
+    test_views = embed_models(models, data.test, cfg, boxes, runtime, reporter, "test photos")
+    oof = rank_out_of_fold(list(zip(models, gallery)), rows, vocab, cfg, top=top_k)
     if oof is None:
         raise SpotterError("the run has no out-of-fold photos (a full fit) to tune the blend's threshold on", run.path)
-    test = rank(combine(test_views, len(vocab)), combine(train_views, len(vocab)), labels, len(vocab), cfg, top=top_k)
+    test = rank(combine(test_views, len(vocab)), combine(gallery, len(vocab)), labels, len(vocab), cfg, top=top_k)
     return RunScores(run.path, vocab, oof.images, oof.truths, oof.candidates.labels, oof.candidates.scores,
                      list(data.test["image"]), test.labels, test.scores)
 

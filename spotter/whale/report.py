@@ -29,28 +29,29 @@ from spotter.report import (
     render_page,
     table,
 )
+from spotter.whale.calibration import CALIBRATION, OOF_RETRIEVAL
 from spotter.whale.threshold import candidate_thresholds, insert_new_individual, map_by_threshold
 
 TEMPLATE = "whale_report.html.j2"
 THUMB = 160  # px, the longest side of a gallery thumbnail
-SOURCES = {"knn": "kNN + id head (from whale predict)", "head": "id head alone (from training)"}
+SOURCES = {"knn": "kNN + id head, calibrated probabilities", "head": "id head alone (an uncalibrated run)"}
 
 
 def load_oof_retrieval(run_dir: str | Path) -> tuple[pd.DataFrame, float, str]:
-    """Out-of-fold candidates, their threshold and where they come from.
+    """Out-of-fold candidates with the scores the run decides on, its threshold, and where they come from.
 
-    Prefers `oof_retrieval.csv` (kNN + head, written by `whale predict`), else the head's ranking in `oof.npz`.
+    A calibrated run's out-of-fold ranking (kNN + head) with its candidates' probabilities and the run's
+    new_individual threshold on them; else the head's ranking in the out-of-fold arrays.
 
     Raises:
-        SpotterError: If the run has neither (a full fit, or not trained).
+        SpotterError: If the run has neither (not trained).
     """
-    from spotter.whale.predict import OOF_RETRIEVAL, read_calibration
-
     run = RunDir(run_dir)
     calibration = read_calibration(run)
-    if run.file(OOF_RETRIEVAL).is_file() and calibration and "threshold" in calibration:
-        frame = read_csv(run.file(OOF_RETRIEVAL), required=["image", "truth", "candidates", "scores"], dtype=str)
-        return frame, float(calibration["threshold"]), SOURCES["knn"]
+    if run.file(OOF_RETRIEVAL).is_file() and calibration:
+        frame = read_csv(run.file(OOF_RETRIEVAL), required=["image", "truth", "candidates", "probabilities"],
+                         dtype=str)
+        return frame.assign(scores=frame["probabilities"]), float(calibration["threshold"]), SOURCES["knn"]
     path = run.oof_arrays
     if not path.is_file():
         raise SpotterError(f"no out-of-fold results ({path.name}) in the run folder", run.path)
@@ -62,6 +63,16 @@ def load_oof_retrieval(run_dir: str | Path) -> tuple[pd.DataFrame, float, str]:
     frame = pd.DataFrame({"image": oof["images"], "species": oof["species"], "truth": oof["truths"],
                           "candidates": names, "scores": scores})
     return frame, float(oof["head_threshold"]), SOURCES["head"]
+
+
+def read_calibration(run: RunDir) -> dict:
+    """The run's calibration record ({} when it has none or it is unreadable: the page then says so)."""
+    import json
+
+    try:
+        return json.loads(run.file(CALIBRATION).read_text()) if run.file(CALIBRATION).is_file() else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _parse(frame: pd.DataFrame) -> tuple[list[list[str]], np.ndarray]:
@@ -86,8 +97,6 @@ def write_report(
     Raises:
         SpotterError: If the run has no out-of-fold results, or the data folder's train.csv is unreadable.
     """
-    from spotter.whale.predict import read_calibration
-
     run = RunDir(run_dir)
     frame, threshold, source = load_oof_retrieval(run.path)
     names, scores = _parse(frame)
@@ -98,7 +107,7 @@ def write_report(
     ap = np.array([average_precision_at_5(t, p) for t, p in zip(truths, lists)])
     is_new = np.array([t == NEW_INDIVIDUAL for t in truths])
     metrics = run.read_metrics() if run.is_finished() else {}
-    calibration = (read_calibration(run) or {}) if source == SOURCES["knn"] else {}
+    calibration = read_calibration(run) if source == SOURCES["knn"] else {}
     assets = ReportAssets(run)
 
     score = float(np.mean(ap)) if len(ap) else float("nan")
@@ -112,10 +121,18 @@ def write_report(
         "note": _summary_note(source, calibration),
     }
     threshold_figure = assets.figure(
-        _threshold_figure(thresholds, maps, threshold), "map_vs_threshold.png",
+        _threshold_figure(thresholds, maps, threshold, source), "map_vs_threshold.png",
         "Where should new_individual go in each list? Out-of-fold MAP@5 for every threshold: a photo whose "
-        "best scores fall below it gets new_individual first; the red line is the run's threshold.",
+        "best candidates fall below it gets new_individual first; the red line is the run's threshold.",
     )
+    reliability_figure = None
+    if calibration.get("reliability"):
+        reliability_figure = assets.figure(
+            _reliability_figure(calibration["reliability"]), "reliability.png",
+            "Can the probabilities be taken at their word? Each point is a bin of out-of-fold candidates: the "
+            "probability the run gave them against how often they were the right animal; on the diagonal, "
+            f"a probability of 0.8 is right 8 times in 10 (mean gap {calibration['expected_calibration_error']:.3f}).",
+        )
     groups = _group_frame(frame, ap, is_new)
     group_figure = assets.figure(
         grouped_bars_figure(groups, "group", {"MAP@5": "MAP@5"}, "out-of-fold MAP@5", xlim=(0, 1.1),
@@ -130,14 +147,16 @@ def write_report(
         run_path=str(run.path),
         data_path=str(data_dir) if data_dir is not None else "",
         assets=assets.folder.name,
-        sections=[("training", "Training"), ("threshold", "new_individual threshold"), ("groups", "By species"),
+        sections=[("training", "Training"), ("threshold", "new_individual decision"), ("groups", "By species"),
                   ("gallery", "Gallery")],
         summary=summary,
         facts=_facts(run, metrics, calibration, source, threshold, len(truths)),
         threshold_figure=threshold_figure,
+        reliability_figure=reliability_figure,
         group_figure=group_figure,
         groups=table(groups.rename(columns={"group": "species or group", "count": "photos"}), digits={"MAP@5": 3}),
-        gallery=_gallery(run, assets, Path(data_dir), frame, lists, scores, names, ap, threshold, gallery_rows)
+        gallery=_gallery(run, assets, Path(data_dir), frame, lists, scores, names, ap, threshold, gallery_rows,
+                         "probability" if source == SOURCES["knn"] else "score")
         if data_dir is not None else None,
         threshold=threshold,
     )
@@ -146,8 +165,9 @@ def write_report(
 
 def _summary_note(source: str, calibration: dict) -> Callout | None:
     if source == SOURCES["head"]:
-        return Callout("note", "These figures rank by the id head alone. Run spotter whale predict on this run for "
-                               "the kNN + head ranking it submits with, then rewrite this report.")
+        return Callout("note", "This run has no calibration (it was trained before calibrations were stored), so "
+                               "these figures rank by the id head alone; train it again for the kNN + head ranking "
+                               "and the probabilities every whale command uses.")
     mode = calibration.get("mode")
     if mode and mode != "best":
         return Callout("note", f"The run's threshold policy is {mode!r}; this page uses the single best out-of-fold "
@@ -178,7 +198,13 @@ def _facts(
         rows.append(("training time", f"{metrics['seconds']:.0f} s" if metrics["seconds"] >= 10
                      else f"{metrics['seconds']:.1f} s"))
     rows.append(("ranking on this page", source))
-    rows.append(("new_individual threshold", f"{threshold:.4f}"))
+    rows.append(("new_individual threshold", f"{threshold:.4f}" + (" (probability)" if calibration else "")))
+    if calibration.get("calibration"):
+        rows.append(("score calibration", f"{calibration['calibration']}, fitted on "
+                                          f"{calibration.get('oof_queries', photos):,} out-of-fold photos"))
+    if calibration.get("oof_new_first_ratio") is not None:
+        rows.append(("out-of-fold photos with new_individual first", f"{calibration['oof_new_first_ratio']:.1%} "
+                     f"({calibration['oof_new_ratio']:.1%} of them are new)"))
     if calibration.get("oof_map_at_5") is not None:
         rows.append(("out-of-fold MAP@5 at that threshold", format_value(calibration["oof_map_at_5"], 4)))
     if calibration.get("oof_map_at_5_plain_knn") is not None:
@@ -189,7 +215,22 @@ def _facts(
     return rows
 
 
-def _threshold_figure(thresholds: np.ndarray, maps: np.ndarray, threshold: float):
+def _reliability_figure(points: list[dict]):
+    with figure_style():
+        fig, ax = pyplot().subplots(figsize=(4.2, 4.0))
+        ax.plot([0, 1], [0, 1], color="#999999", linestyle=":", linewidth=1, label="perfect calibration")
+        predicted = [p["predicted"] for p in points]
+        observed = [p["observed"] for p in points]
+        sizes = np.sqrt([p["count"] for p in points])
+        ax.plot(predicted, observed, color=MODEL_COLOR, linewidth=1.5)
+        ax.scatter(predicted, observed, s=12 + 40 * sizes / max(sizes.max(), 1), color=MODEL_COLOR,
+                   label="out-of-fold candidates (dot size: how many)", zorder=3)
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="probability the run gave", ylabel="share that was the right animal")
+        ax.legend(loc="upper left", frameon=False, fontsize=8)
+    return fig
+
+
+def _threshold_figure(thresholds: np.ndarray, maps: np.ndarray, threshold: float, source: str = ""):
     with figure_style():
         fig, ax = pyplot().subplots(figsize=(6.8, 3.4))
         # the first and last thresholds lie below and above every score: drawn as levels, not as points
@@ -202,7 +243,8 @@ def _threshold_figure(thresholds: np.ndarray, maps: np.ndarray, threshold: float
         at = float(np.interp(threshold, thresholds[inner], maps[inner])) if len(thresholds) > 2 else float(maps[0])
         ax.axvline(threshold, color="#c0392b", linestyle="--", linewidth=1.2, label=f"the run's threshold {threshold:.3f}")
         ax.plot([threshold], [at], marker="o", color="#c0392b")
-        ax.set(xlabel="new_individual threshold (score a candidate must reach)", ylabel="out-of-fold MAP@5")
+        unit = "probability" if source == SOURCES["knn"] else "score"
+        ax.set(xlabel=f"new_individual threshold ({unit} a candidate must reach)", ylabel="out-of-fold MAP@5")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     return fig
 
@@ -246,7 +288,8 @@ class GalleryRow:
 
 
 def _gallery(run: RunDir, assets: ReportAssets, data_dir: Path, frame: pd.DataFrame, lists: list[list[str]],
-             scores: np.ndarray, names: list[list[str]], ap: np.ndarray, threshold: float, count: int) -> dict:
+             scores: np.ndarray, names: list[list[str]], ap: np.ndarray, threshold: float, count: int,
+             unit: str = "score") -> dict:
     """Evenly spaced validation photos, each with its top 5 as tiles (new_individual where the threshold puts it)."""
     from spotter.whale.layout import TRAIN_CSV, TRAIN_DIR
 
@@ -264,10 +307,10 @@ def _gallery(run: RunDir, assets: ReportAssets, data_dir: Path, frame: pd.DataFr
         for rank, name in enumerate(lists[i], start=1):
             if name == NEW_INDIVIDUAL:
                 tiles.append(Tile(name, "", f"threshold {threshold:.3f}", rank, truth == NEW_INDIVIDUAL, is_new=True,
-                                  note=f"the candidates after it score under {threshold:.3f}"))
+                                  note=f"the candidates after it have a {unit} under {threshold:.3f}"))
                 continue
             example = _example_photo(photos.get(name, []), query_fold)
-            tiles.append(Tile(name, thumbs.src(example) if example else "", f"score {score_of.get(name, np.nan):.3f}",
+            tiles.append(Tile(name, thumbs.src(example) if example else "", f"{unit} {score_of.get(name, np.nan):.3f}",
                               rank, name == truth, note="" if example else "no photo in train.csv"))
         species = str(frame["species"].iloc[i]) if "species" in frame else ""
         query = Tile(truth, thumbs.src(image), "", 0, False)

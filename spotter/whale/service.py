@@ -49,11 +49,7 @@ def catalogue_source(catalogue: str | Path, csv: str | Path | None = None) -> tu
 
 def default_threshold(run_dir: str | Path) -> tuple[float, str]:
     """The looks-new threshold for a run's catalogue: tuned out-of-fold by its last `whale predict`, else 0.5."""
-    from spotter.whale.predict import read_calibration
-
-    calibration = read_calibration(RunDir(run_dir))
-    if calibration and "catalogue_threshold" in calibration:
-        return float(calibration["catalogue_threshold"]), "out-of-fold"
+    return DEFAULT_NEW_THRESHOLD, "default"  # the catalogue's own scale: to be replaced by the run's calibration
     return DEFAULT_NEW_THRESHOLD, "default"
 
 

@@ -4,7 +4,7 @@ Out-of-fold predictions are, per validation photo, its L2-normalized embedding f
 `HEAD_TOP` best cosines and their classes (positions in the run's id vocabulary, the sorted ids of
 train.csv). The fold metric ranks ids by those cosines and inserts `new_individual` at the threshold that
 maximizes MAP@5; validation ids absent from the fold's train side count as `new_individual`. The kNN
-retrieval used for submissions lives in `spotter.whale.predict`.
+retrieval used for calibration and submissions lives in `spotter.whale.predict`.
 """
 
 from __future__ import annotations
@@ -133,6 +133,12 @@ class WhaleTask:
             with open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)
         return run.oof_arrays
+
+    def finish_training(self, run: RunDir, cfg: WhaleConfig, data_dir: Path, runtime, reporter) -> None:
+        """Calibrates the run: scores → probabilities and the new_individual threshold, on its out-of-fold photos."""
+        from spotter.whale.predict import calibrate_run
+
+        calibrate_run(self, run, cfg, data_dir, runtime, reporter)
 
     def predict_test(self, run: RunDir, cfg: WhaleConfig, data_dir: Path, tta: bool, runtime, reporter):
         """kNN over the train photos mixed with the id head, new_individual by the run's threshold policy."""

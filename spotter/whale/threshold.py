@@ -197,6 +197,11 @@ class BestMap:
         self.threshold, score = best_threshold(oof.names, oof.scores, oof.truths)
         return {"threshold": self.threshold, "oof_map_at_5": score}
 
+    def restore(self, record: dict) -> BestMap:
+        """The policy as `fit` left it, from the record it returned."""
+        self.threshold = float(record["threshold"])
+        return self
+
     def thresholds(self, queries: RankedQueries) -> float:
         return self.threshold
 
@@ -218,9 +223,15 @@ class PerSpecies:
         )
         inserted = insert_new_individual(oof.names, oof.scores, self.thresholds(oof))
         return {
+            "threshold": float(self.overall),
             "species_thresholds": {str(k): float(v) for k, v in self.table.items()},
             "oof_map_at_5_per_species": map_at_5(oof.truths, inserted),
         }
+
+    def restore(self, record: dict) -> PerSpecies:
+        self.table = {str(k): float(v) for k, v in record["species_thresholds"].items()}
+        self.overall = float(record["threshold"])
+        return self
 
     def thresholds(self, queries: RankedQueries) -> np.ndarray:
         return thresholds_for(queries.groups, self.table, self.overall)
@@ -237,6 +248,9 @@ class TargetNewRatio:
 
     def fit(self, oof: RankedQueries | None) -> dict:
         return {"new_ratio": self.ratio}
+
+    def restore(self, record: dict) -> TargetNewRatio:
+        return self
 
     def thresholds(self, queries: RankedQueries) -> float:
         return threshold_for_new_ratio(queries.scores, self.ratio)

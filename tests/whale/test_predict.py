@@ -5,9 +5,13 @@ import pandas as pd
 import pytest
 
 from spotter.config import load_config
+from spotter.errors import SpotterError
 from spotter.metrics import NEW_INDIVIDUAL as NEW
+from spotter.whale.calibration import fit_run_calibration
 from spotter.whale.config import WhaleConfig
-from spotter.whale.predict import FoldModel, Views, calibrate, rank_out_of_fold, submission_frame
+from spotter.whale.predict import submission_frame
+from spotter.whale.ranking import rank_out_of_fold
+from spotter.whale.views import FoldModel, Views
 
 
 def _unit(*angles_deg):
@@ -43,18 +47,22 @@ def test_out_of_fold_ranking_relabels_ids_unseen_on_the_train_side():
     assert [n[0] for n in names] == ["a", "b", "zz", "a", "b", "c"]  # nearest by angle among each train side
     assert oof.candidates.scores.shape == (6, 4)  # top 5 of a 4-id vocabulary
 
-    policy, record = calibrate(oof, oof, vocab, {"a": "s", "b": "s", "c": "s", "zz": "s"}, CFG)
+    calibration = fit_run_calibration(oof, oof, vocab, {"a": "s", "b": "s", "c": "s", "zz": "s"}, CFG.retrieval)
+    record = calibration.record
     assert record["oof_map_at_5"] == pytest.approx(1.0)  # new ones score cos(60°), known ones cos(2°)
     assert record["oof_new_ratio"] == pytest.approx(2 / 6) and record["oof_map_at_5_no_new"] < 1.0
-    assert np.cos(np.deg2rad(60)) < policy.thresholds(None) <= np.cos(np.deg2rad(2))
+    assert record["oof_new_first_ratio"] == pytest.approx(2 / 6)
+    p_new, p_known = calibration.scores(np.cos(np.deg2rad([60.0, 2.0])))
+    assert p_new < calibration.threshold <= p_known  # the threshold is a probability between the two kinds
 
 
-def test_a_full_fit_has_no_out_of_fold_queries_and_falls_back_to_a_target_ratio():
+def test_a_full_fit_has_no_out_of_fold_queries_so_whale_configs_must_train_a_fold():
     vocab = sorted(set(ROWS["individual_id"]))
     full = FoldModel("full", -1, None, np.ones(len(ROWS), bool))
     assert rank_out_of_fold([(full, _views(EMBEDDINGS, len(vocab)))], ROWS, vocab, CFG) is None
-    policy, record = calibrate(None, None, vocab, {}, CFG)
-    assert policy.name == "ratio" and "full fit" in record["reason"]
+    with pytest.raises(SpotterError, match="train_folds.*at least one cross-validation fold"):
+        load_config(WhaleConfig, None, ["train_folds=[-1]"])
+    assert load_config(WhaleConfig, None, ["train_folds=[0,-1]"]).train_folds == [0, -1]
 
 
 def test_submission_frame():

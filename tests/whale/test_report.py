@@ -14,7 +14,7 @@ from spotter.engine.rundir import RunDir
 from spotter.io import write_csv, write_json
 from spotter.metrics import NEW_INDIVIDUAL
 from spotter.whale.layout import TRAIN_CSV, TRAIN_DIR
-from spotter.whale.predict import CALIBRATION, OOF_RETRIEVAL
+from spotter.whale.calibration import CALIBRATION, OOF_RETRIEVAL
 
 ODD_ID = "<script>alert(1)"  # an individual id a page must show as text, never run
 LONG_ID = "a-very-long-individual-id-0123456789abcdef"
@@ -43,9 +43,14 @@ def whale_run(tmp_path_factory) -> tuple[Path, Path]:
     scores = ["0.9 0.5 0.1", "0.8 0.7 0.2", "0.6 0.4 0.3", "0.3 0.2 0.1", "0.95 0.3 0.2", "0.5 0.45 0.4"]
     write_csv(run.file(OOF_RETRIEVAL), pd.DataFrame({
         "image": images, "species": ["beluga"] * 4 + ["orca"] * 2, "truth": truths, "candidates": candidates,
-        "scores": scores}))
+        "scores": scores, "probabilities": scores}))
+    reliability = [{"bin": [0.0, 0.5], "count": 10, "predicted": 0.3, "observed": 0.2},
+                   {"bin": [0.5, 1.0], "count": 8, "predicted": 0.8, "observed": 0.75}]
     write_json(run.file(CALIBRATION), {"mode": "best", "threshold": 0.35, "oof_map_at_5": 0.7,
-                                       "oof_map_at_5_plain_knn": 0.6, "test_new_first_ratio": 0.2})
+                                       "oof_map_at_5_plain_knn": 0.6, "calibration": "logistic", "oof_queries": 6,
+                                       "oof_new_ratio": 1 / 6, "oof_new_first_ratio": 1 / 6,
+                                       "reliability": reliability, "expected_calibration_error": 0.07,
+                                       "score_calibration": {"method": "logistic", "coef": [8.0, -4.0]}})
     return run.path, data
 
 
@@ -54,18 +59,19 @@ def test_report_shows_threshold_groups_and_gallery(whale_run) -> None:
 
     run, data = whale_run
     page = write_report(run, data, gallery_rows=6).read_text()
-    for heading in ("Training and calibration", "MAP@5 against the new_individual threshold",
+    for heading in ("Training and calibration", "The new_individual decision",
                     "MAP@5 by species, known and new animals", "Validation photos and their top 5"):
         assert heading in page
     for src in re.findall(r'<img src="([^"]+)"', page):
         assert (run / src).is_file(), src
     assets = run / "report_assets"
     assert (assets / "map_vs_threshold.png").stat().st_size > 1000 and (assets / "map_by_group.png").is_file()
+    assert (assets / "reliability.png").is_file() and "Can the probabilities be taken at their word?" in page
     thumbs = list((assets / "thumbs").glob("*.jpg"))
     assert len(thumbs) == 6 and all(max(Image.open(t).size) == THUMB for t in thumbs)
     text = html.unescape(page)
     # every candidate's full id and score, as text; the new_individual tile where the threshold puts it
-    assert LONG_ID in text and "score 0.950" in text
+    assert LONG_ID in text and "probability 0.950" in text
     assert text.count("threshold 0.350") >= 1 and 'class="tile correct new"' in page
     # the photo of truth c3 whose best score is 0.95: c3 first, outlined as correct
     assert re.search(r'class="tile correct">.*?#1 · correct.*?>c3<', page, re.S)

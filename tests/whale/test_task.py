@@ -104,7 +104,7 @@ def test_train_predict_index_match_cli(whale_data, tmp_path, capsys):
     for line in frame["predictions"]:
         ids = line.split()
         assert len(ids) == 5 and len(set(ids)) == 5 and set(ids) <= known
-    assert (run / "retrieval.json").is_file()
+    assert (run / "calibration.json").is_file()  # fitted when training ended
     assert main(["score", str(sub), str(whale_data / "test_labels.csv")]) == 0
     assert "map_at_5" in capsys.readouterr().out
 
