@@ -4,7 +4,6 @@ predict come from the task registry)."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
@@ -26,24 +25,27 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     check.add_argument("--no-open", action="store_true", help="only check that images exist, do not open them")
     check.set_defaults(func=_check)
 
-    index = sub.add_parser("index", parents=[common], help="embed a photo catalogue with a run and save its index")
+    index = sub.add_parser(
+        "index", parents=[common],
+        help="embed a photo catalogue with a run, or bring its index up to date (only new photos are embedded)",
+    )
     index.add_argument("run", help="run folder")
     index.add_argument(
         "catalogue",
-        help="photo folder with catalogue.csv (image,individual_id), or a whale data folder (train.csv)",
+        help="photo folder with catalogue.csv (image,individual_id) and optional bboxes.csv, or a whale data folder",
     )
     index.add_argument("--csv", help="the table of known photos (default: CATALOGUE/catalogue.csv or train.csv)")
     index.add_argument("--out", help="index folder (default: RUN/index)")
-    index.add_argument("--threshold", type=float, help="best cosine under which a photo looks new")
     index.set_defaults(func=_index)
 
-    match = sub.add_parser("match", parents=[common], help="rank known individuals for photos")
+    match = sub.add_parser("match", parents=[common], help="rank the catalogue's individuals for new photos")
     match.add_argument("run", help="run folder")
-    match.add_argument("photos", nargs="+", metavar="PHOTO", help="photos to identify")
+    match.add_argument("photos", nargs="+", metavar="PHOTO|FOLDER", help="photos to identify, or folders of them")
     match.add_argument("--index", help="index folder from `whale index` (default: RUN/index)")
-    match.add_argument("--top", type=int, default=5, help="candidates per photo (default 5)")
-    match.add_argument("--out", help="candidates CSV (default: matches.csv); the contact sheet goes beside it")
-    match.add_argument("--threshold", type=float, help="override the index's looks-new threshold")
+    match.add_argument("--top", type=int, default=5, help="answers per photo, new_individual included (default 5)")
+    match.add_argument("--out", default="matches.csv", help="answers CSV (default: matches.csv); a PNG goes beside it")
+    match.add_argument("--bboxes", help="crop boxes of the photos (image,x1,y1,x2,y2; default: a bboxes.csv in "
+                                        "each photo's folder)")
     match.set_defaults(func=_match)
 
     pseudo = sub.add_parser(
@@ -122,15 +124,10 @@ def _index(args: argparse.Namespace) -> int:
     from spotter.progress import create_reporter
     from spotter.whale.service import index_catalogue
 
-    out, catalogue = index_catalogue(
-        args.run, args.catalogue, csv=args.csv, out=args.out, threshold=args.threshold,
-        reporter=create_reporter(args.quiet),
-    )
-    meta = catalogue.meta
-    print(
-        f"index: {out} ({meta['photos']} photos of {meta['individuals']} individuals, "
-        f"looks-new threshold {meta['new_threshold']:.4f})"
-    )
+    update = index_catalogue(args.run, args.catalogue, csv=args.csv, out=args.out, reporter=create_reporter(args.quiet))
+    d = update.index.description
+    print(f"index: {update.index.folder} ({d['photos']} photos of {d['individuals']} individuals; {update.embedded} "
+          f"embedded, {update.reused} reused, {update.dropped} dropped, in {update.seconds:.1f} s)")
     return 0
 
 
@@ -138,18 +135,19 @@ def _match(args: argparse.Namespace) -> int:
     from spotter.progress import create_reporter
     from spotter.whale.service import match_with_run
 
-    out = Path(args.out or "matches.csv")
-    matches, sheet = match_with_run(
-        args.run, args.photos, index=args.index, top=args.top, out=out, threshold=args.threshold,
+    matches, out, sheet = match_with_run(
+        args.run, args.photos, index=args.index, top=args.top, out=args.out, bboxes=args.bboxes,
         reporter=create_reporter(args.quiet),
     )
     for match in matches:
-        flag = "  LOOKS NEW" if match.looks_new else ""
-        print(f"{match.photo}{flag}")
-        for rank, cand in enumerate(match.candidates, start=1):
-            print(f"  {rank}. {cand.individual_id}  {cand.score:.4f}  ({cand.image})")
-    print(f"candidates: {out}")
-    print(f"contact sheet: {sheet}")
+        print(f"{match.photo}{'  LOOKS NEW' if match.looks_new else ''}")
+        for c in match.candidates:
+            if c.probability is None:
+                print(f"  {c.rank}. new_individual  (the answers after it are below p {match.new_threshold:.3f})")
+            else:
+                print(f"  {c.rank}. {c.individual_id}  p {c.probability:.3f}  ({c.catalogue_photo})")
+    print(f"answers: {out}")
+    print(f"sheet: {sheet}")
     return 0
 
 

@@ -115,16 +115,3 @@ class WhaleLoss(nn.Module):
         if self.species_weight > 0 and "species_logits" in outputs:
             loss = loss + self.species_weight * masked_cross_entropy(outputs["species_logits"], targets[:, 1])
         return loss
-
-
-class Embedder(nn.Module):
-    """Photos → one L2-normalized embedding from one or several fold models (concatenated, so that a
-    cosine between two such embeddings is the mean of the models' cosines)."""
-
-    def __init__(self, models: Sequence[WhaleNet]) -> None:
-        super().__init__()
-        self.models = nn.ModuleList(models)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = [F.normalize(model.embed(x).float(), dim=1) for model in self.models]
-        return torch.cat(parts, dim=1) / len(parts) ** 0.5

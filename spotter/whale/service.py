@@ -5,52 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from spotter.engine.rundir import RunDir
 from spotter.errors import SpotterError
-from spotter.io import write_csv
+from spotter.io import check_output_file, write_csv
 from spotter.progress import NullReporter, Reporter
-from spotter.whale.catalogue import (
-    DEFAULT_NEW_THRESHOLD,
-    Catalogue,
-    Match,
-    build_catalogue,
-    load_catalogue,
-    match_photos,
-    matches_frame,
-    save_catalogue,
-    write_contact_sheet,
-)
-from spotter.whale.layout import TRAIN_CSV, TRAIN_DIR
+from spotter.whale.index import BOXES_CSV, IndexUpdate, catalogue_table, load_index, read_boxes, update_index
+from spotter.whale.matcher import Matcher, PhotoMatch, list_photos, matches_frame
+from spotter.whale.sheet import write_match_sheet
 
-CATALOGUE_CSV = "catalogue.csv"
 INDEX = "index"  # the default catalogue index, inside the run folder
 
 
-def catalogue_source(catalogue: str | Path, csv: str | Path | None = None) -> tuple[Path, Path]:
-    """The photo folder and table of a catalogue argument.
-
-    A folder with `catalogue.csv` (image, individual_id) is used as is; a whale data folder gives
-    `train_images/` and `train.csv`; `csv` overrides the table.
-
-    Raises:
-        SpotterError: If the folder or its table is missing.
-    """
-    folder = Path(catalogue)
-    if not folder.is_dir():
-        raise SpotterError("catalogue folder not found", folder)
-    if csv is not None:
-        return folder, Path(csv)
-    if (folder / CATALOGUE_CSV).is_file():
-        return folder, folder / CATALOGUE_CSV
-    if (folder / TRAIN_CSV).is_file() and (folder / TRAIN_DIR).is_dir():
-        return folder / TRAIN_DIR, folder / TRAIN_CSV
-    raise SpotterError(f"no {CATALOGUE_CSV} (image,individual_id) or {TRAIN_CSV} in the catalogue folder; pass --csv", folder)
-
-
-def default_threshold(run_dir: str | Path) -> tuple[float, str]:
-    """The looks-new threshold for a run's catalogue: tuned out-of-fold by its last `whale predict`, else 0.5."""
-    return DEFAULT_NEW_THRESHOLD, "default"  # the catalogue's own scale: to be replaced by the run's calibration
-    return DEFAULT_NEW_THRESHOLD, "default"
+def default_index(run_dir: str | Path) -> Path:
+    return RunDir(run_dir).file(INDEX)
 
 
 def index_catalogue(
@@ -58,20 +27,33 @@ def index_catalogue(
     catalogue: str | Path,
     csv: str | Path | None = None,
     out: str | Path | None = None,
-    threshold: float | None = None,
     reporter: Reporter = NullReporter(),
-) -> tuple[Path, Catalogue]:
-    """Embeds a catalogue with the run's models and saves it (default: `RUN/index`)."""
-    folder, table = catalogue_source(catalogue, csv)
-    embed, meta = run_embedder(run_dir)
-    source = "given"
-    if threshold is None:
-        threshold, source = default_threshold(run_dir)
-    built = build_catalogue(
-        folder, table, embed, new_threshold=threshold, meta={**meta, "threshold_source": source}, reporter=reporter
-    )
-    out = Path(out) if out is not None else RunDir(run_dir).file(INDEX)
-    return save_catalogue(built, out), built
+) -> IndexUpdate:
+    """Builds or refreshes the index of a catalogue with a run (default: `RUN/index`): photos seen before keep their
+    embeddings, new ones are embedded, unlisted ones dropped.
+
+    Raises:
+        SpotterError: On a bad catalogue table, a missing or unreadable photo, or an unusable run.
+    """
+    listed, boxes = catalogue_table(catalogue, csv)
+    matcher = Matcher.load(run_dir)
+    return update_index(matcher, Path(out) if out is not None else default_index(run_dir), listed, boxes, reporter)
+
+
+def query_boxes(photos: Sequence[Path], bboxes: str | Path | None) -> dict:
+    """Crop boxes of the photos to match, by path: from `--bboxes FILE` (images named relative to its folder, or
+    by file name), else from a `bboxes.csv` in each photo's folder."""
+    sources = [Path(bboxes)] if bboxes is not None else sorted({p.parent / BOXES_CSV for p in photos})
+    boxes: dict = {}
+    for source in sources:
+        if source.is_file():
+            found = read_boxes(source, source.parent)
+            boxes.update(found)
+            by_name = {Path(k).name: v for k, v in found.items()}
+            boxes.update({str(p): by_name[p.name] for p in photos if str(p) not in boxes and p.name in by_name})
+        elif bboxes is not None:
+            raise SpotterError("file not found", source)
+    return {str(p): boxes[str(p)] for p in photos if str(p) in boxes}
 
 
 def match_with_run(
@@ -80,50 +62,28 @@ def match_with_run(
     index: str | Path | None = None,
     top: int = 5,
     out: str | Path = "matches.csv",
-    threshold: float | None = None,
+    bboxes: str | Path | None = None,
     reporter: Reporter = NullReporter(),
-) -> tuple[list[Match], Path]:
-    """Ranks the indexed individuals for each photo; writes the candidates CSV and a PNG contact sheet beside it.
+) -> tuple[list[PhotoMatch], Path, Path]:
+    """Ranks the indexed individuals for each photo (files or folders); writes the answers CSV and a PNG sheet
+    beside it.
+
+    Returns:
+        The matches, the CSV and the sheet.
 
     Raises:
-        SpotterError: If the index is missing, was built by another run's models, or `top` < 1.
+        SpotterError: If the index is missing or was built by another run, a photo is missing or unreadable, or
+            `top` < 1.
     """
     if top < 1:
         raise SpotterError(f"--top must be at least 1, got {top}")
-    index = Path(index) if index is not None else RunDir(run_dir).file(INDEX)
-    if not index.is_dir():
-        raise SpotterError("no index; build one with `spotter whale index RUN CATALOGUE`", index)
-    catalogue = load_catalogue(index)
-    embed, meta = run_embedder(run_dir)
-    if catalogue.meta.get("run") not in (None, meta["run"]):
-        raise SpotterError(f"the index was built with another run ({catalogue.meta['run']})", index)
-    missing = [p for p in photos if not Path(p).is_file()]
-    if missing:
-        raise SpotterError("photo not found", missing[0])
-    matches = match_photos(catalogue, photos, embed, top=top, new_threshold=threshold, reporter=reporter)
-    out = Path(out)
+    out = check_output_file(out)
+    sheet = check_output_file(out.with_suffix(".png"))
+    catalogue = load_index(Path(index) if index is not None else default_index(run_dir))
+    files = list_photos(photos)
+    boxes = query_boxes(files, bboxes)
+    matcher = Matcher.load(run_dir)
+    matches = matcher.match(catalogue, pd.DataFrame({"path": [str(p) for p in files]}), boxes, top, reporter)
     write_csv(out, matches_frame(matches))
-    sheet = write_contact_sheet(matches, catalogue, out.with_suffix(".png"))
-    return matches, sheet
-
-
-def run_embedder(run_dir: str | Path, flip: bool = False):
-    """An `EmbedFn` (photos → (N, D)) of the run's fold models together, and its metadata."""
-    import torch
-
-    from spotter.engine.predict import fold_models
-    from spotter.whale.config import WhaleConfig
-    from spotter.whale.data import normalization
-    from spotter.whale.embed import create_embedder
-    from spotter.whale.model import Embedder
-    from spotter.whale.task import WhaleTask
-
-    run = RunDir(run_dir)
-    cfg = run.read_config(WhaleConfig)
-    models = [model for _, model in fold_models(WhaleTask(), run, cfg)]
-    mean, std = normalization(cfg.model.backbone)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    embed = create_embedder(Embedder(models), cfg.image_size, mean=mean, std=std, flip=flip, device=device)
-    meta = {"run": str(run.path.resolve()), "backbone": cfg.model.backbone, "image_size": cfg.image_size,
-            "models": len(models)}
-    return embed, meta
+    write_match_sheet(matches, sheet)
+    return matches, out, sheet

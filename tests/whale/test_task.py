@@ -116,12 +116,19 @@ def test_train_predict_index_match_cli(whale_data, tmp_path, capsys):
     photo = whale_data / "train_images" / train["image"].iloc[0]
     out = tmp_path / "matches.csv"
     assert main(["--quiet", "whale", "match", str(run), str(photo), "--top", "3", "--out", str(out)]) == 0
-    matches = pd.read_csv(out, dtype=str)
-    assert len(matches) == 3 and list(matches["rank"]) == ["1", "2", "3"]
-    # the photo is in the catalogue, so its own id comes first with similarity ~1
-    assert matches["individual_id"].iloc[0] == train["individual_id"].iloc[0]
-    assert float(matches["score"].iloc[0]) > 0.999
+    matches = pd.read_csv(out, dtype={"individual_id": str, "photo": str})
+    assert len(matches) == 3 and list(matches["rank"]) == [1, 2, 3]
     assert out.with_suffix(".png").is_file()
+    known = matches[matches["individual_id"] != NEW_INDIVIDUAL]
+    assert known["probability"].between(0, 1).all() and known["probability"].is_monotonic_decreasing
+
+    # with the run's own train photos as the catalogue, matching the test photos is predicting them
+    everything = tmp_path / "all.csv"
+    assert main(["--quiet", "whale", "match", str(run), str(whale_data / "test_images"), "--out", str(everything),
+                 "--bboxes", str(whale_data / "bboxes.csv")]) == 0
+    answers = pd.read_csv(everything, dtype=str).groupby("photo")["individual_id"].apply(list)
+    predicted = pd.read_csv(sub, dtype=str).set_index("image")["predictions"].str.split()
+    assert {Path(p).name: ids for p, ids in answers.items()} == predicted.to_dict()
 
 
 def test_cli_bad_input_exits_2(whale_data, tmp_path, capsys):
