@@ -27,13 +27,14 @@ class Split:
     folder: str
     labels: str
     required: bool  # the new competition's train/test must exist; the old leaky data is optional
+    labelled: bool  # targets are labels (0/1); the sample submission's are placeholders
 
 
 SPLITS = {
-    "train": Split("train", "train", "train_labels.csv", True),
-    "test": Split("test", "test", "sample_submission.csv", True),
-    "train_old": Split("train_old", f"{OLD_DATA_DIR}/train_old", f"{OLD_DATA_DIR}/train_labels_old.csv", False),
-    "test_old": Split("test_old", f"{OLD_DATA_DIR}/test_old", f"{OLD_DATA_DIR}/test_labels_old.csv", False),
+    "train": Split("train", "train", "train_labels.csv", True, True),
+    "test": Split("test", "test", "sample_submission.csv", True, False),
+    "train_old": Split("train_old", f"{OLD_DATA_DIR}/train_old", f"{OLD_DATA_DIR}/train_labels_old.csv", False, True),
+    "test_old": Split("test_old", f"{OLD_DATA_DIR}/test_old", f"{OLD_DATA_DIR}/test_labels_old.csv", False, True),
 }
 
 
@@ -77,35 +78,63 @@ def load_cadence(path: str | Path) -> np.ndarray:
 
 
 def read_labels(root: str | Path, split: str) -> pd.DataFrame:
-    """The split's `id,target` table, ids as strings.
+    """The split's `id,target` table, ids as strings, targets as floats.
 
     Raises:
-        SpotterError: If the CSV is missing or unreadable, lacks columns, repeats ids or has non-numeric targets.
+        SpotterError: On the first problem `label_problems` finds (with the count of the others).
     """
     path = Path(root) / _split(split).labels
     frame = read_csv(path, required=["id", "target"], dtype={"id": str})
-    if frame["id"].isna().any():
-        raise SpotterError(f"empty id in row {int(frame['id'].isna().to_numpy().argmax()) + 2}", path)
-    dup = frame["id"][frame["id"].duplicated()]
-    if len(dup):
-        raise SpotterError(f"{len(dup)} duplicated id(s), e.g. {dup.iloc[0]!r}", path)
-    try:
-        frame["target"] = frame["target"].astype(float)
-    except ValueError as err:
-        raise SpotterError(f"target column must be numeric ({err})", path) from None
+    _raise_first(label_problems(frame, split, path), root)
+    frame["target"] = frame["target"].astype(float)
     return frame
 
 
+def label_problems(frame: pd.DataFrame, split: str, path: str | Path) -> list[SpotterError]:
+    """Every problem in a split's label table, each naming the file and line (the header is line 1).
+
+    Ids must be present and unique, targets numbers. In labelled splits (train, and the old data's train and
+    test) a target must be 0 or 1, except in the rows a pseudo-label folder marks `pseudo` (its soft labels),
+    where it must be in [0, 1]. The sample submission's targets are placeholders: numbers, or empty.
+    """
+    lines = np.arange(len(frame)) + 2
+    found: list[tuple[int, str]] = [(line, "empty id") for line in lines[frame["id"].isna().to_numpy()]]
+    duplicated = (frame["id"].duplicated() & frame["id"].notna()).to_numpy()
+    found += [(line, f"duplicate id {value!r}") for line, value in zip(lines[duplicated], frame["id"][duplicated])]
+    raw = frame["target"]
+    targets = pd.to_numeric(raw, errors="coerce").to_numpy(np.float64)
+    empty = raw.isna().to_numpy()
+    not_number = np.isnan(targets) & ~empty
+    found += [(line, f"target {value!r} is not a number") for line, value in zip(lines[not_number], raw[not_number])]
+    if _split(split).labelled:
+        soft = _pseudo_rows(frame)
+        found += [(line, "empty or NaN target; expected 0 or 1") for line in lines[empty]]
+        with np.errstate(invalid="ignore"):
+            hard_bad = ~soft & ~np.isnan(targets) & (targets != 0) & (targets != 1)
+            soft_bad = soft & ~np.isnan(targets) & ~((targets >= 0) & (targets <= 1))
+        found += [(line, f"target {t:g} is not 0 or 1") for line, t in zip(lines[hard_bad], targets[hard_bad])]
+        found += [
+            (line, f"pseudo-label target {t:g} is outside [0, 1]") for line, t in zip(lines[soft_bad], targets[soft_bad])
+        ]
+    return [SpotterError(f"line {line}: {what}", path) for line, what in sorted(found, key=lambda item: item[0])]
+
+
+def _pseudo_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Rows a pseudo-label folder marks as test predictions (`pseudo` 1), whose soft labels are allowed."""
+    if "pseudo" not in frame.columns:
+        return np.zeros(len(frame), bool)
+    return pd.to_numeric(frame["pseudo"], errors="coerce").fillna(0).to_numpy() > 0
+
+
 def list_split(root: str | Path, split: str) -> pd.DataFrame:
-    """The split's samples as `id,target,path`, after checking ids and files match one to one.
+    """The split's samples as `id,target,path`, after checking labels and that ids and files match one to one.
 
     Raises:
-        SpotterError: On a label problem, an id with no file, or a `.npy` file with no id.
+        SpotterError: On the first label problem, id with no file, `.npy` file with no id, or `<id>.npy` that
+            is not a file (with the count of the others).
     """
     frame = read_labels(root, split)
-    problems = _match_files(root, split, frame)
-    if problems:
-        raise problems[0]
+    _raise_first(_match_files(root, split, frame), root)
     frame["path"] = [str(sample_path(root, split, i)) for i in frame["id"]]
     return frame
 
@@ -119,36 +148,49 @@ def available_splits(root: str | Path) -> list[str]:
 def check_data(root: str | Path, reporter: Reporter = NullReporter()) -> list[SpotterError]:
     """Every problem in a data folder, collected rather than stopping at the first.
 
-    Checks each split's label CSV, that ids and files match one to one, and every file's shape, dtype and values.
+    Checks what training and prediction check (each split's labels, that ids and files match one to one),
+    and also reads every file for its shape, dtype and values, which training meets only when it loads it.
 
     Returns:
-        The problems found, each naming its file; empty when the folder is valid.
+        The problems found, each naming its file (and line); empty when the folder is valid.
     """
     root = Path(root)
     if not root.is_dir():
         return [SpotterError("data folder not found", root)]
     problems: list[SpotterError] = []
     for split in available_splits(root):
+        path = root / _split(split).labels
         try:
-            labels = read_labels(root, split)
+            labels = read_csv(path, required=["id", "target"], dtype={"id": str})
         except SpotterError as err:
             problems.append(err)
             continue
+        problems.extend(label_problems(labels, split, path))
+        labels = labels[labels["id"].notna()]
         problems.extend(_match_files(root, split, labels))
-        paths = [sample_path(root, split, i) for i in labels["id"]]
-        for path in reporter.track([p for p in paths if p.is_file()], None, f"check {split}"):
+        files = [p for p in (sample_path(root, split, i) for i in labels["id"]) if p.is_file()]
+        for file in reporter.track(files, len(files), f"check {split}"):
             try:
-                load_cadence(path)
+                load_cadence(file)
             except SpotterError as err:
                 problems.append(err)
     return problems
 
 
+def _raise_first(problems: list[SpotterError], root: str | Path) -> None:
+    if problems:
+        more = f" (and {len(problems) - 1} more; run `spotter seti check {root}`)" if len(problems) > 1 else ""
+        raise SpotterError(f"{problems[0]}{more}")
+
+
 def _match_files(root: str | Path, split: str, labels: pd.DataFrame) -> list[SpotterError]:
     folder = Path(root) / _split(split).folder
     expected = {sample_path(root, split, i) for i in labels["id"]}
-    found = set(folder.glob("*/*.npy")) if folder.is_dir() else set()
-    problems = [SpotterError(f"id {p.stem!r} has no file", p) for p in sorted(expected - found)]
+    entries = set(folder.glob("*/*.npy")) if folder.is_dir() else set()
+    found = {p for p in entries if p.is_file()}
+    # a folder (or anything else) named `<id>.npy` is no cadence; say so instead of "has no file" or nothing
+    problems = [SpotterError("is not a file; expected a .npy cadence", p) for p in sorted(entries - found)]
+    problems += [SpotterError(f"id {p.stem!r} has no file", p) for p in sorted(expected - entries)]
     labels_file = Path(root) / _split(split).labels
     problems += [
         SpotterError(f"file has no id in {labels_file.name} (or is not under its id's first character)", p)
