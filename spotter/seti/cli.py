@@ -64,17 +64,11 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from spotter.cli import report_problems
     from spotter.progress import create_reporter
     from spotter.seti.data import check_data
 
-    problems = check_data(args.data, create_reporter(args.quiet))
-    for problem in problems:
-        print(f"spotter: error: {problem}", file=sys.stderr)
-    if problems:
-        print(f"{len(problems)} problem(s) in {args.data}", file=sys.stderr)
-        return 2
-    print(f"{args.data}: ok")
-    return 0
+    return report_problems(check_data(args.data, create_reporter(args.quiet)), args.data)
 
 
 def _baseline(args: argparse.Namespace) -> int:
