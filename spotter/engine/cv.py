@@ -127,6 +127,11 @@ def train(
         oof = next((p for p in (run.oof_table, run.oof_arrays) if p.is_file()), None)
         return RunResult(run.path, [], metrics.get("oof_metric"), oof, already_finished=True,
                          metric_name=metrics.get("metric_name", "metric"))
+    started = time.perf_counter()
+    # bad data or a damaged resume state is refused before the folder is created, replaced or changed
+    rows = task.load_samples(data_dir, cfg).reset_index(drop=True)
+    if start is Start.RESUME:
+        run.check_resume_states()
     if runtime.is_main:
         run.begin(start)
     runtime.wait()
@@ -134,9 +139,7 @@ def train(
         torch.set_num_threads(cfg.threads)
     if not runtime.is_main:
         reporter = NullReporter()
-    started = time.perf_counter()
 
-    rows = task.load_samples(data_dir, cfg).reset_index(drop=True)
     if start is Start.RESUME and run.folds_path.is_file():
         saved = run.read_folds(task.id_column)
         if list(saved[task.id_column]) != list(rows[task.id_column].astype(str)):

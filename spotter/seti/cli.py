@@ -72,10 +72,13 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _baseline(args: argparse.Namespace) -> int:
-    from spotter.io import write_csv
+    from spotter.io import check_output_file, write_csv
     from spotter.progress import create_reporter
     from spotter.seti.dedoppler import baseline_scores
 
+    for out in (args.out, args.details):
+        if out is not None:
+            check_output_file(out)
     scores = baseline_scores(args.data, workers=args.workers, reporter=create_reporter(args.quiet))
     write_csv(args.out, scores[["id", "target"]])
     if args.details:

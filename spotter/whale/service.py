@@ -7,7 +7,7 @@ from pathlib import Path
 
 from spotter.engine.rundir import RunDir
 from spotter.errors import SpotterError
-from spotter.io import write_csv
+from spotter.io import check_output_file, check_output_folder, write_csv
 from spotter.progress import NullReporter, Reporter
 from spotter.whale.catalogue import (
     DEFAULT_NEW_THRESHOLD,
@@ -66,6 +66,8 @@ def index_catalogue(
     reporter: Reporter = NullReporter(),
 ) -> tuple[Path, Catalogue]:
     """Embeds a catalogue with the run's models and saves it (default: `RUN/index`)."""
+    out = Path(out) if out is not None else RunDir(run_dir).file(INDEX)
+    check_output_folder(out)
     folder, table = catalogue_source(catalogue, csv)
     embed, meta = run_embedder(run_dir)
     source = "given"
@@ -74,7 +76,6 @@ def index_catalogue(
     built = build_catalogue(
         folder, table, embed, new_threshold=threshold, meta={**meta, "threshold_source": source}, reporter=reporter
     )
-    out = Path(out) if out is not None else RunDir(run_dir).file(INDEX)
     return save_catalogue(built, out), built
 
 
@@ -94,6 +95,8 @@ def match_with_run(
     """
     if top < 1:
         raise SpotterError(f"--top must be at least 1, got {top}")
+    out = check_output_file(out)
+    check_output_file(out.with_suffix(".png"))
     index = Path(index) if index is not None else RunDir(run_dir).file(INDEX)
     if not index.is_dir():
         raise SpotterError("no index; build one with `spotter whale index RUN CATALOGUE`", index)
@@ -105,7 +108,6 @@ def match_with_run(
     if missing:
         raise SpotterError("photo not found", missing[0])
     matches = match_photos(catalogue, photos, embed, top=top, new_threshold=threshold, reporter=reporter)
-    out = Path(out)
     write_csv(out, matches_frame(matches))
     sheet = write_contact_sheet(matches, catalogue, out.with_suffix(".png"))
     return matches, sheet
