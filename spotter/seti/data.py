@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spotter.binary.labels import label_problems, raise_first
 from spotter.errors import SpotterError
 from spotter.io import read_csv
 from spotter.progress import NullReporter, Reporter
@@ -85,45 +86,9 @@ def read_labels(root: str | Path, split: str) -> pd.DataFrame:
     """
     path = Path(root) / _split(split).labels
     frame = read_csv(path, required=["id", "target"], dtype={"id": str})
-    _raise_first(label_problems(frame, split, path), root)
+    raise_first(label_problems(frame, path, labelled=_split(split).labelled), f"spotter seti check {root}")
     frame["target"] = frame["target"].astype(float)
     return frame
-
-
-def label_problems(frame: pd.DataFrame, split: str, path: str | Path) -> list[SpotterError]:
-    """Every problem in a split's label table, each naming the file and line (the header is line 1).
-
-    Ids must be present and unique, targets numbers. In labelled splits (train, and the old data's train and
-    test) a target must be 0 or 1, except in the rows a pseudo-label folder marks `pseudo` (its soft labels),
-    where it must be in [0, 1]. The sample submission's targets are placeholders: numbers, or empty.
-    """
-    lines = np.arange(len(frame)) + 2
-    found: list[tuple[int, str]] = [(line, "empty id") for line in lines[frame["id"].isna().to_numpy()]]
-    duplicated = (frame["id"].duplicated() & frame["id"].notna()).to_numpy()
-    found += [(line, f"duplicate id {value!r}") for line, value in zip(lines[duplicated], frame["id"][duplicated])]
-    raw = frame["target"]
-    targets = pd.to_numeric(raw, errors="coerce").to_numpy(np.float64)
-    empty = raw.isna().to_numpy()
-    not_number = np.isnan(targets) & ~empty
-    found += [(line, f"target {value!r} is not a number") for line, value in zip(lines[not_number], raw[not_number])]
-    if _split(split).labelled:
-        soft = _pseudo_rows(frame)
-        found += [(line, "empty or NaN target; expected 0 or 1") for line in lines[empty]]
-        with np.errstate(invalid="ignore"):
-            hard_bad = ~soft & ~np.isnan(targets) & (targets != 0) & (targets != 1)
-            soft_bad = soft & ~np.isnan(targets) & ~((targets >= 0) & (targets <= 1))
-        found += [(line, f"target {t:g} is not 0 or 1") for line, t in zip(lines[hard_bad], targets[hard_bad])]
-        found += [
-            (line, f"pseudo-label target {t:g} is outside [0, 1]") for line, t in zip(lines[soft_bad], targets[soft_bad])
-        ]
-    return [SpotterError(f"line {line}: {what}", path) for line, what in sorted(found, key=lambda item: item[0])]
-
-
-def _pseudo_rows(frame: pd.DataFrame) -> np.ndarray:
-    """Rows a pseudo-label folder marks as test predictions (`pseudo` 1), whose soft labels are allowed."""
-    if "pseudo" not in frame.columns:
-        return np.zeros(len(frame), bool)
-    return pd.to_numeric(frame["pseudo"], errors="coerce").fillna(0).to_numpy() > 0
 
 
 def list_split(root: str | Path, split: str) -> pd.DataFrame:
@@ -134,7 +99,7 @@ def list_split(root: str | Path, split: str) -> pd.DataFrame:
             is not a file (with the count of the others).
     """
     frame = read_labels(root, split)
-    _raise_first(_match_files(root, split, frame), root)
+    raise_first(_match_files(root, split, frame), f"spotter seti check {root}")
     frame["path"] = [str(sample_path(root, split, i)) for i in frame["id"]]
     return frame
 
@@ -165,7 +130,7 @@ def check_data(root: str | Path, reporter: Reporter = NullReporter()) -> list[Sp
         except SpotterError as err:
             problems.append(err)
             continue
-        problems.extend(label_problems(labels, split, path))
+        problems.extend(label_problems(labels, path, labelled=_split(split).labelled))
         labels = labels[labels["id"].notna()]
         problems.extend(_match_files(root, split, labels))
         files = [p for p in (sample_path(root, split, i) for i in labels["id"]) if p.is_file()]
@@ -175,12 +140,6 @@ def check_data(root: str | Path, reporter: Reporter = NullReporter()) -> list[Sp
             except SpotterError as err:
                 problems.append(err)
     return problems
-
-
-def _raise_first(problems: list[SpotterError], root: str | Path) -> None:
-    if problems:
-        more = f" (and {len(problems) - 1} more; run `spotter seti check {root}`)" if len(problems) > 1 else ""
-        raise SpotterError(f"{problems[0]}{more}")
 
 
 def _match_files(root: str | Path, split: str, labels: pd.DataFrame) -> list[SpotterError]:

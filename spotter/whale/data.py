@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -209,7 +210,10 @@ def _read_boxes(
 
 
 def check_image(path: str | Path, decode: bool = True) -> tuple[int, int]:
-    """Checks an image file: a known format, at most `MAX_IMAGE_PIXELS`, and (with `decode`) every pixel readable.
+    """Checks an image file: a known format, at most `MAX_IMAGE_PIXELS`, and every pixel readable.
+
+    Without `decode` only the header and the file's end are read: a JPEG or PNG whose end marker is missing is
+    decoded to confirm it is cut short. With `decode` every image is decoded (what `whale check` does).
 
     Returns:
         The image's (width, height).
@@ -218,12 +222,30 @@ def check_image(path: str | Path, decode: bool = True) -> tuple[int, int]:
         SpotterError: Naming the file and what is wrong with it.
     """
     with _open_image(path) as image:
-        if decode:
+        # a JPEG or PNG that lacks its end marker was most likely cut short: decode it to be sure
+        if decode or not _ends_like(path, image.format):
             try:
                 image.load()
             except (OSError, SyntaxError, ValueError) as err:
                 raise SpotterError(f"unreadable image ({type(err).__name__}: {_first_line(err)})", path) from None
         return image.size
+
+
+# the end markers of the formats photos come in, and how far from the end of the file they may sit (decoders
+# ignore trailing bytes, and some cameras leave a few); a JPEG's entropy-coded data never holds FF D9
+END_MARKERS = {"JPEG": b"\xff\xd9", "MPO": b"\xff\xd9", "PNG": b"IEND"}
+END_WINDOW = 4096
+
+
+def _ends_like(path: str | Path, image_format: str | None) -> bool:
+    """Whether the file ends as a complete file of its format does (True for formats without a known marker)."""
+    marker = END_MARKERS.get(image_format or "")
+    if marker is None:
+        return True
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        handle.seek(max(0, handle.tell() - END_WINDOW))
+        return marker in handle.read()
 
 
 @contextlib.contextmanager
@@ -236,14 +258,16 @@ def _open_image(path: str | Path) -> Iterator[Image.Image]:
     except FileNotFoundError:
         raise SpotterError("image not found", path) from None
     except Image.DecompressionBombError as err:
-        raise SpotterError(f"image is too large to open ({_first_line(err)})", path) from None
+        claimed = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"its header claims {int(claimed.group(1)):,} pixels" if claimed else _first_line(err)
+        raise SpotterError(f"image too large: {size}, over the limit of {MAX_IMAGE_PIXELS:,}; not decoded", path) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise SpotterError(f"unreadable image ({type(err).__name__}: {_first_line(err)})", path) from None
     with image:
         width, height = image.size
         if width * height > MAX_IMAGE_PIXELS:
             raise SpotterError(
-                f"image is {width}x{height} pixels, over the limit of {MAX_IMAGE_PIXELS:,}; not decoded", path
+                f"image too large: {width}x{height} pixels, over the limit of {MAX_IMAGE_PIXELS:,}; not decoded", path
             )
         yield image
 
