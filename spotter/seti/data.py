@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,35 @@ def validate_cadence(array: np.ndarray, where: str | Path | None = None) -> np.n
     return array
 
 
+def check_cadence_header(path: str | Path) -> None:
+    """Checks a `.npy` cadence from its header and size alone (no values read): format, shape, dtype, length.
+
+    What it cannot see, NaN or inf values, `load_cadence` finds when the file is read.
+
+    Raises:
+        SpotterError: Naming the file when it is not a `.npy`, holds another shape or dtype, or is cut short.
+    """
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:  # 2.0 and later headers differ only in length and encoding
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            stored = os.fstat(handle.fileno()).st_size - handle.tell()
+    except FileNotFoundError:
+        raise SpotterError("cadence file not found", path) from None
+    except (OSError, ValueError, EOFError, SyntaxError) as err:
+        raise SpotterError(f"cannot read .npy ({type(err).__name__}: {err})", path) from None
+    if shape != CADENCE_SHAPE:
+        raise SpotterError(f"expected shape {CADENCE_SHAPE}, found {shape}", path)
+    if dtype != CADENCE_DTYPE:
+        raise SpotterError(f"expected dtype float16, found {dtype}", path)
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if stored < expected:
+        raise SpotterError(f"cannot read .npy (cut short: {stored} of {expected} data bytes)", path)
+
+
 def load_cadence(path: str | Path) -> np.ndarray:
     """Loads and validates one `.npy` cadence, (6, 273, 256) float16.
 
@@ -92,16 +122,30 @@ def read_labels(root: str | Path, split: str) -> pd.DataFrame:
 
 
 def list_split(root: str | Path, split: str) -> pd.DataFrame:
-    """The split's samples as `id,target,path`, after checking labels and that ids and files match one to one.
+    """The split's samples as `id,target,path`, after checking labels, that ids and files match one to one,
+    and every file's header (`check_cadence_header`).
 
     Raises:
-        SpotterError: On the first label problem, id with no file, `.npy` file with no id, or `<id>.npy` that
-            is not a file (with the count of the others).
+        SpotterError: On the first label problem, id with no file, `.npy` file with no id, `<id>.npy` that
+            is not a file, or file whose header or size is wrong (with the count of the others).
     """
     frame = read_labels(root, split)
     raise_first(_match_files(root, split, frame), f"spotter seti check {root}")
     frame["path"] = [str(sample_path(root, split, i)) for i in frame["id"]]
+    raise_first(_header_problems(frame["path"]), f"spotter seti check {root}")
     return frame
+
+
+def _header_problems(paths) -> list[SpotterError]:
+    # every header is read before slow work (~50 us a file): a truncated or misshapen file fails here, not
+    # in the middle of an epoch
+    problems = []
+    for path in paths:
+        try:
+            check_cadence_header(path)
+        except SpotterError as err:
+            problems.append(err)
+    return problems
 
 
 def available_splits(root: str | Path) -> list[str]:
