@@ -180,6 +180,7 @@ def check_data(root: str | Path, reporter: Reporter = NullReporter()) -> list[Sp
         files = [p for p in (sample_path(root, split, i) for i in labels["id"]) if p.is_file()]
         for file in reporter.track(files, len(files), f"check {split}"):
             try:
+                check_cadence_header(file)  # what training checks first, so both name a problem alike
                 load_cadence(file)
             except SpotterError as err:
                 problems.append(err)
