@@ -9,6 +9,7 @@ problem. A few cases run through the real entry point in a subprocess.
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import zlib
@@ -491,6 +492,18 @@ def _(w):
     run = w.copy("seti_run")
     cut(run / "fold0" / "best.safetensors")
     return Case(_pseudo(w, "--top", "1", run=run), [str(run / "fold0" / "best.safetensors")])
+
+
+@case("seti-pseudo-weights-truncated-behind-a-cache")
+def _(w):
+    run = w.copy("seti_run")
+    assert main(["--quiet", "ensemble", str(run), "--data", str(w.shared.seti_data), "--out", str(w.tmp / "e.csv")]) == 0
+    weights = run / "fold1" / "best.safetensors"
+    size, stamp = weights.stat().st_size, weights.stat().st_mtime_ns
+    flip_bytes(weights, 0.0, 8)  # damaged in place, its size and time kept: the cache key cannot tell
+    os.utime(weights, ns=(stamp, stamp))
+    assert weights.stat().st_size == size
+    return Case(_pseudo(w, "--top", "1", run=run), [str(weights)])
 
 
 @case("whale-pseudo-out-not-empty")

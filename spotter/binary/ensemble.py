@@ -132,6 +132,7 @@ def cached_test_predictions(
     """
     from spotter.engine.predict import predict_submission
 
+    run.trained_weights(run.read_config(task.config_class))  # readable weights, even where the cache is used
     ids = task.test_rows(data_dir)[ID].astype(str)
     key = cache_key("\n".join(ids), f"tta={bool(tta)}", run.weights_fingerprint())
     path = run.cache_path(TEST_PREDICTIONS, key, ".csv")
@@ -294,7 +295,7 @@ class BinaryBlender:
         if features and not blend.uses_features:
             raise SpotterError(f"--features only applies to --method {' | '.join(self._feature_methods())}")
         aligned = align_runs(runs)  # before any prediction: a mismatch fails fast
-        for run in aligned.runs:  # every trained fold has readable weights, even where a cache would be used
+        for run in aligned.runs:  # every run's weights before the first run predicts
             run_dir = RunDir(run)
             run_dir.trained_weights(run_dir.read_config(task.config_class))
         tests, caches = [], []

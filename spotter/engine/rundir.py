@@ -351,7 +351,8 @@ def check_state_file(path: Path) -> None:
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
         raise SpotterError(f"unreadable resume state ({_first_line(err)}); {_RESTART}", path) from None
     if damaged is not None:
-        raise SpotterError(f"resume state is corrupt (bad checksum in {damaged!r}); {_RESTART}", path)
+        record = damaged.rsplit("/", 1)[-1]
+        raise SpotterError(f"resume state is corrupt (record {record!r} fails its checksum); {_RESTART}", path)
 
 
 def distinct_runs(runs: Sequence[str | Path]) -> list[RunDir]:
