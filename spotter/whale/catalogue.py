@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from spotter.errors import SpotterError
 from spotter.io import atomic_path, ensure_writable_dir, read_csv, write_csv, write_json
 from spotter.progress import NullReporter, Reporter
-from spotter.whale.data import load_image
+from spotter.whale.data import check_image, load_image
 from spotter.whale.retrieval import CosineIndex, l2_normalize
 
 EmbedFn = Callable[[list[Image.Image]], np.ndarray]
@@ -131,6 +131,8 @@ def build_catalogue(
     missing = [p for p in paths if not p.is_file()]
     if missing:
         raise SpotterError(f"{len(missing)} listed photo(s) not found, e.g. {missing[0]}", csv)
+    for path in paths:  # headers (format, pixel limit, a cut-short end) before the slow embedding
+        check_image(path, decode=False)
     embeddings = l2_normalize(embed_photos(paths, embed, batch_size, reporter, "indexing catalogue"))
     info = {
         "format_version": FORMAT_VERSION,

@@ -20,6 +20,7 @@ from spotter.whale.catalogue import (
     save_catalogue,
     write_contact_sheet,
 )
+from spotter.whale.data import check_image
 from spotter.whale.layout import TRAIN_CSV, TRAIN_DIR
 
 CATALOGUE_CSV = "catalogue.csv"
@@ -101,12 +102,14 @@ def match_with_run(
     if not index.is_dir():
         raise SpotterError("no index; build one with `spotter whale index RUN CATALOGUE`", index)
     catalogue = load_catalogue(index)
-    embed, meta = run_embedder(run_dir)
-    if catalogue.meta.get("run") not in (None, meta["run"]):
-        raise SpotterError(f"the index was built with another run ({catalogue.meta['run']})", index)
     missing = [p for p in photos if not Path(p).is_file()]
     if missing:
         raise SpotterError("photo not found", missing[0])
+    for photo in photos:  # headers (format, pixel limit, a cut-short end) before the models load
+        check_image(photo, decode=False)
+    embed, meta = run_embedder(run_dir)
+    if catalogue.meta.get("run") not in (None, meta["run"]):
+        raise SpotterError(f"the index was built with another run ({catalogue.meta['run']})", index)
     matches = match_photos(catalogue, photos, embed, top=top, new_threshold=threshold, reporter=reporter)
     write_csv(out, matches_frame(matches))
     sheet = write_contact_sheet(matches, catalogue, out.with_suffix(".png"))
