@@ -322,6 +322,20 @@ def _(w):
     return Case(_train(w, out=run), [str(run), "already holds a run"])
 
 
+@case("train-fold-without-positives")
+def _(w):
+    data = w.copy("seti_data")
+    labels = pd.read_csv(data / "train_labels.csv", dtype=str)
+    labels["target"] = ["1"] * 2 + ["0"] * (len(labels) - 2)  # 2 positives cannot reach 4 folds
+    labels.to_csv(data / "train_labels.csv", index=False)
+    return Case(["seti", "train", str(data), "--out", str(w.tmp / "run"), *SETI_FAST, "n_folds=4"],
+                ["fold", "no positive", "n_folds"])
+
+
+@case("train-more-folds-than-samples")
+def _(w): return Case(_train(w, "n_folds=50"), ["cannot fill 50 folds"])
+
+
 @case("train-missing-data")
 def _(w): return Case(["seti", "train", str(w.tmp / "nodata"), "--out", str(w.tmp / "run"), *SETI_FAST], [str(w.tmp / "nodata")])
 
