@@ -936,3 +936,21 @@ def test_whale_cache_that_fails_a_check_is_predicted_afresh(damage, shared, tmp_
     assert main([*args, str(tmp_path / "second.csv")]) == 0
     assert np.array_equal(np.load(cache)["test_scores"], fresh)
     assert (tmp_path / "second.csv").read_bytes() == (tmp_path / "first.csv").read_bytes()
+
+
+# ----------------------------------------------------------------------------------------------- the good side
+
+
+def test_soft_labels_of_pseudo_rows_pass_check_and_training_reads(shared, tmp_path, capsys) -> None:
+    """The reverse of the label cases: what a pseudo-label folder writes is valid for check and train alike."""
+    from spotter.seti.data import list_split
+
+    data = Path(shutil.copytree(shared.seti_data, tmp_path / "data"))
+    labels = pd.read_csv(data / "train_labels.csv", dtype={"id": str})
+    labels["pseudo"] = [0] * (len(labels) - 3) + [1, 1, 1]
+    labels["target"] = labels["target"].astype(float)
+    labels.loc[len(labels) - 3 :, "target"] = [0.93, 0.04, 1.0]
+    labels.to_csv(data / "train_labels.csv", index=False)
+    assert main(["--quiet", "seti", "check", str(data)]) == 0
+    assert capsys.readouterr().out.strip() == f"{data}: ok"
+    assert list_split(data, "train")["target"].tolist()[-3:] == [0.93, 0.04, 1.0]
