@@ -713,13 +713,13 @@ def _(w):
 
 @case("whale-index-bomb-in-catalogue")
 def _(w):
-    data, image, names = _whale_bad(w, "bomb")
+    data, _, names = _whale_bad(w, "bomb")
     return Case(["whale", "index", str(w.shared.whale_run), str(data), "--out", str(w.tmp / "idx")], names)
 
 
 @case("whale-index-truncated-in-catalogue")
 def _(w):
-    data, image, names = _whale_bad(w, "truncated")
+    data, _, names = _whale_bad(w, "truncated")
     return Case(["whale", "index", str(w.shared.whale_run), str(data), "--out", str(w.tmp / "idx")], names)
 
 

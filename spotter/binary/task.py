@@ -17,8 +17,8 @@ from spotter.engine.predict import load_weights, mean_over_folds
 from spotter.engine.rundir import RunDir
 from spotter.engine.runtime import Runtime
 from spotter.engine.task import Submission
-from spotter.errors import SpotterError
 from spotter.engine.tta import create_tta
+from spotter.errors import SpotterError
 from spotter.io import write_csv
 from spotter.metrics import roc_auc
 from spotter.models.losses import create_loss

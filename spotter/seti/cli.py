@@ -4,7 +4,6 @@ come from the task registry)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from spotter.seti.pseudo_cli import add_pseudo_command

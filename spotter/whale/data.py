@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import re
 import warnings
@@ -18,7 +19,6 @@ from PIL import Image, UnidentifiedImageError
 from spotter.errors import SpotterError
 from spotter.io import read_csv
 from spotter.whale.config import WhaleConfig
-
 from spotter.whale.layout import (
     BBOX_COLUMNS,
     BBOX_CSV,
@@ -83,15 +83,16 @@ def find_problems(root: str | Path, verify_images: bool = True) -> list[str]:
     Returns:
         The problems found; empty when the folder is fine.
     """
-    _, problems = _scan(Path(root), IMAGE_CHECKS["decode" if verify_images else "exists"])
+    _, problems = _scan(Path(root), ImageCheck.DECODE if verify_images else ImageCheck.EXISTS)
     return problems
 
 
 def read_whale_data(root: str | Path, verify_images: bool = False, require_test: bool = True) -> WhaleData:
     """Reads a whale data folder in the Kaggle layout.
 
-    Every image's header is read (its size checked against the pixel limit and its boxes); a file that is
-    cut short is found when it is loaded, or up front with `verify_images` (as `spotter whale check` does).
+    Every image's header and end are read (`check_image` without decoding: format, pixel limit, boxes, a
+    JPEG or PNG cut short); damage inside a file's data is found when it is loaded, or up front with
+    `verify_images` (as `spotter whale check` does).
 
     Args:
         root: The data folder.
@@ -101,7 +102,7 @@ def read_whale_data(root: str | Path, verify_images: bool = False, require_test:
     Raises:
         SpotterError: On the first problem, naming the file or row (with the count of the others).
     """
-    data, problems = _scan(Path(root), IMAGE_CHECKS["decode" if verify_images else "header"], require_test)
+    data, problems = _scan(Path(root), ImageCheck.DECODE if verify_images else ImageCheck.HEADER, require_test)
     if problems:
         more = f" (and {len(problems) - 1} more; run `spotter whale check {root}`)" if len(problems) > 1 else ""
         raise SpotterError(problems[0] + more)
@@ -109,11 +110,15 @@ def read_whale_data(root: str | Path, verify_images: bool = False, require_test:
     return data
 
 
-# how much of each image a scan reads: nothing (exists), its header (size, format) or every pixel
-IMAGE_CHECKS = {"exists": 0, "header": 1, "decode": 2}
+class ImageCheck(enum.IntEnum):
+    """How much of each image a scan reads, each level including the ones before."""
+
+    EXISTS = 0  # that the file is there
+    HEADER = 1  # its header and end: format, size, pixel limit, a JPEG/PNG cut short (`check_image`)
+    DECODE = 2  # every pixel
 
 
-def _scan(root: Path, level: int, require_test: bool = True) -> tuple[WhaleData | None, list[str]]:
+def _scan(root: Path, level: ImageCheck, require_test: bool = True) -> tuple[WhaleData | None, list[str]]:
     problems: list[str] = []
     if not root.is_dir():
         return None, [f"{root}: data folder not found"]
@@ -159,7 +164,9 @@ def _check_rows(frame: pd.DataFrame, path: Path, columns: list[str], problems: l
         problems.append(f"{path}: line {i + 2}: duplicate image {frame['image'].iloc[i]!r}")
 
 
-def _check_images(frame: pd.DataFrame, csv: Path, level: int, problems: list[str]) -> dict[str, tuple[int, int]]:
+def _check_images(
+    frame: pd.DataFrame, csv: Path, level: ImageCheck, problems: list[str]
+) -> dict[str, tuple[int, int]]:
     """Checks each listed image as deep as `level`; returns the (width, height) of those whose header was read."""
     sizes = {}
     for i, path in enumerate(frame["path"]):
@@ -168,9 +175,9 @@ def _check_images(frame: pd.DataFrame, csv: Path, level: int, problems: list[str
         if not path.is_file():
             what = "is not a file" if path.exists() else "not found"
             problems.append(f"{path}: image listed in {csv.name} (line {i + 2}) {what}")
-        elif level >= IMAGE_CHECKS["header"]:
+        elif level >= ImageCheck.HEADER:
             try:
-                sizes[str(frame["image"].iloc[i])] = check_image(path, decode=level >= IMAGE_CHECKS["decode"])
+                sizes[str(frame["image"].iloc[i])] = check_image(path, decode=level >= ImageCheck.DECODE)
             except SpotterError as err:
                 problems.append(str(err))
     return sizes
