@@ -291,8 +291,7 @@ def _suggest(schema: type, key: str) -> str:
 
 def _misplaced_section(schema: type, source: Any) -> str:
     """The first key of `source` that gives a section (a nested dataclass of `schema`) a plain value."""
-    sections = {f.name for f in dataclasses.fields(schema) if dataclasses.is_dataclass(f.type) or (
-        f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory))}
+    sections = {f.name for f in dataclasses.fields(schema) if dataclasses.is_dataclass(f.default_factory)}
     for key in source.keys() if hasattr(source, "keys") else ():
         if key in sections and not OmegaConf.is_dict(source[key]):
             return str(key)
