@@ -88,6 +88,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def report_problems(problems: Sequence[object], where: str) -> int:
+    """How every `check` command reports: each problem as one line on stderr, then their count; or one ok line.
+
+    Returns:
+        The exit code: 2 when there are problems, else 0.
+    """
+    for problem in problems:
+        print(f"spotter: error: {problem}", file=sys.stderr)
+    if problems:
+        print(f"spotter: {len(problems)} problem(s) in {where}", file=sys.stderr)
+        return 2
+    print(f"{where}: ok")
+    return 0
+
+
 def _score(args: argparse.Namespace) -> int:
     from spotter.metrics import score_files
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, TypeVar
 
+import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
@@ -144,12 +145,7 @@ def load_config(schema: type[C], path: str | Path | None = None, overrides: list
     sources: list[tuple[str, Any]] = []
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise SpotterError("config file not found", path)
-        try:
-            sources.append((str(path), OmegaConf.load(path)))
-        except Exception as err:  # yaml errors come in several types
-            raise SpotterError(f"cannot parse YAML ({err})", path) from None
+        sources.append((str(path), _read_yaml(path)))
     for item in overrides:
         if "=" not in item:
             raise SpotterError(f"override {item!r} is not of the form key=value")
@@ -164,13 +160,51 @@ def load_config(schema: type[C], path: str | Path | None = None, overrides: list
         except ConfigKeyError as err:
             raise SpotterError(f"unknown config key {_key(err)!r} ({where}){_suggest(schema, _key(err))}") from None
         except ValidationError as err:
-            raise SpotterError(f"config key {_key(err)!r} ({where}): {_first_line(err)}") from None
+            key = _key(err) if _key(err) != "?" else _misplaced_section(schema, source)
+            raise SpotterError(f"config key {key!r} ({where}): {_first_line(err)}") from None
+        except OmegaConfBaseException as err:
+            raise SpotterError(f"config ({where}): {_first_line(err)}") from None
     try:
         config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         raise SpotterError(f"config key {_key(err)!r}: {_first_line(err)}") from None
     config.check()
     return config
+
+
+def _read_yaml(path: Path) -> Any:
+    """A config file as an OmegaConf mapping (empty for an empty file).
+
+    Raises:
+        SpotterError: Naming the file when it is missing, unreadable, not YAML, or not a mapping at the top.
+    """
+    if not path.is_file():
+        raise SpotterError("config file not found", path)
+    try:
+        # parsed once here to see the top level: OmegaConf reads a bare word as a key and a list as a list
+        tree = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SpotterError(f"cannot parse YAML ({_yaml_problem(err)})", path) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpotterError(f"cannot read config file ({type(err).__name__})", path) from None
+    if tree is None:
+        return OmegaConf.create()
+    if not isinstance(tree, dict):
+        kind = {list: "a list", str: "a bare string", bool: "true/false"}.get(type(tree), "a single value")
+        raise SpotterError(f"the top level is {kind}; expected a mapping of config keys (`key: value` lines)", path)
+    try:
+        return OmegaConf.load(path)  # its loader also refuses duplicate keys
+    except yaml.YAMLError as err:
+        raise SpotterError(f"cannot parse YAML ({_yaml_problem(err)})", path) from None
+    except Exception as err:  # omegaconf raises several types
+        raise SpotterError(f"cannot parse YAML ({_first_line(err)})", path) from None
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: what, and where."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(err, 'problem', None) or _first_line(err)}{where}"
 
 
 def to_yaml(config: TrainConfig) -> str:
@@ -266,6 +300,15 @@ def _suggest(schema: type, key: str) -> str:
     if not close:
         return "; `spotter config TASK` lists every key"
     return "; did you mean " + " or ".join(repr(k) for k in close) + "?"
+
+
+def _misplaced_section(schema: type, source: Any) -> str:
+    """The first key of `source` that gives a section (a nested dataclass of `schema`) a plain value."""
+    sections = {f.name for f in dataclasses.fields(schema) if dataclasses.is_dataclass(f.default_factory)}
+    for key in source.keys() if hasattr(source, "keys") else ():
+        if key in sections and not OmegaConf.is_dict(source[key]):
+            return str(key)
+    return "?"
 
 
 def _get(config: Any, dotted: str) -> Any:

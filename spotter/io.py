@@ -103,18 +103,48 @@ def ensure_writable_dir(path: str | Path) -> Path:
 
 
 def check_output_file(path: str | Path) -> Path:
-    """`path`, checked to be a file we can write (before slow work): not a folder, in a writable folder.
+    """`path`, checked to be a file we can write (before slow work): not a folder, and in a folder that exists
+    or can be made, writable. Nothing is created.
 
     Raises:
-        SpotterError: If `path` is an existing folder, or its folder cannot be created or written to.
+        SpotterError: If `path` is an existing folder, is not writable, or its folder cannot be made or written.
     """
     path = Path(path)
     if path.is_dir():
         raise SpotterError("is a folder; expected a file name to write", path)
-    ensure_writable_dir(path.parent)
     if path.exists() and not os.access(path, os.W_OK):
         raise SpotterError("file exists and is not writable", path)
+    _check_can_create(path.parent)
     return path
+
+
+def check_output_folder(path: str | Path, empty: bool = False) -> Path:
+    """`path`, checked to be a folder we can write into (before slow work); nothing is created.
+
+    Args:
+        path: The folder.
+        empty: Also require it to be absent or empty (a folder that is built and renamed into place).
+
+    Raises:
+        SpotterError: If `path` is a file, is not empty (with `empty`), or cannot be made or written.
+    """
+    path = Path(path)
+    if empty:
+        require_empty_folder(path)
+    _check_can_create(path)
+    return path
+
+
+def _check_can_create(folder: Path) -> None:
+    """Checks `folder` is a writable folder, or could be made: its nearest existing parent is a writable folder."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SpotterError(f"cannot create output folder ({existing} is not a folder)", folder)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SpotterError("output folder is not writable" if existing == folder else
+                           f"cannot create output folder ({existing} is not writable)", folder)
 
 
 def read_csv(path: str | Path, required: list[str] | None = None, dtype: Any = None) -> pd.DataFrame:

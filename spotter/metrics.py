@@ -112,13 +112,10 @@ def _scored_rows(submission: str | Path, truth: str | Path) -> tuple[str, object
     true = read_csv(truth, dtype=str)
     if {"id", "target"} <= set(sub.columns):
         true = _require(true, truth, ["id", "target"])
+        sub["target"] = _numbers(sub["target"], submission, "score", lambda v: np.isfinite(v), "a finite number")
+        true["target"] = _numbers(true["target"], truth, "target", lambda v: (v == 0) | (v == 1), "0 or 1")
         merged = _align(sub, true, "id", submission, truth)
-        try:
-            scores = merged["target_sub"].astype(float).to_numpy()
-            targets = merged["target_true"].astype(float).to_numpy()
-        except ValueError as err:
-            raise SpotterError(f"target column must be numeric ({err})", submission) from None
-        return "roc_auc", targets, scores, merged
+        return "roc_auc", merged["target_true"].to_numpy(), merged["target_sub"].to_numpy(), merged
     if {"image", "predictions"} <= set(sub.columns):
         label = "individual_id" if "individual_id" in true.columns else "predictions"
         true = _require(true, truth, ["image", label])
@@ -130,6 +127,23 @@ def _scored_rows(submission: str | Path, truth: str | Path) -> tuple[str, object
         f"found {','.join(sub.columns)}",
         submission,
     )
+
+
+def _numbers(column: pd.Series, path: str | Path, what: str, valid, expected: str) -> pd.Series:
+    """`column` as floats, checked row by row.
+
+    Raises:
+        SpotterError: Naming the file and the first line whose value is empty, not a number, or not `valid`.
+    """
+    values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(np.isnan(values) | ~valid(values))
+    if len(bad):
+        i = bad[0]
+        shown = "empty" if pd.isna(column.iloc[i]) else repr(column.iloc[i])
+        more = f" ({len(bad) - 1} more row(s) like it)" if len(bad) > 1 else ""
+        raise SpotterError(f"line {i + 2}: {what} {shown}; expected {expected}{more}", path)
+    return pd.Series(values, index=column.index)
 
 
 def _require(frame: pd.DataFrame, path: str | Path, columns: list[str]) -> pd.DataFrame:

@@ -14,18 +14,18 @@ from pathlib import Path
 import pandas as pd
 
 from spotter.errors import SpotterError
-from spotter.io import atomic_folder, require_empty_folder, write_csv, write_json
+from spotter.io import atomic_folder, check_output_folder, write_csv, write_json
 
 SUMMARY = "pseudo.json"
 
 
 def check_pseudo_output(out: str | Path, data_dir: str | Path) -> Path:
-    """`out`, checked before slow work: absent or empty, and not the data folder itself.
+    """`out`, checked before slow work: absent or empty, writable, and not the data folder itself.
 
     Raises:
-        SpotterError: If `out` exists and is not an empty folder, or is the data folder.
+        SpotterError: If `out` exists and is not an empty folder, cannot be made, or is the data folder.
     """
-    out = require_empty_folder(out)
+    out = check_output_folder(out, empty=True)
     if out.resolve() == Path(data_dir).resolve():
         raise SpotterError("output folder must differ from the data folder", out)
     return out

@@ -124,20 +124,47 @@ def cached_test_predictions(
     """A run's predictions (id,target) for DATA's test set, computed once and cached in the run folder.
 
     The cache key covers the test ids, the TTA setting and the run's weight files, so a different test set,
-    `--no-tta` or a retrained run predicts afresh.
+    `--no-tta` or a retrained run predicts afresh. A cache that fails `cache_problem` is dropped and predicted
+    afresh: it is never blended as it is.
 
     Returns:
-        The predictions, the cache file and whether it was already there.
+        The predictions, the cache file and whether it was already there (and valid).
     """
     from spotter.engine.predict import predict_submission
 
+    run.trained_weights(run.read_config(task.config_class))  # readable weights, even where the cache is used
     ids = task.test_rows(data_dir)[ID].astype(str)
     key = cache_key("\n".join(ids), f"tta={bool(tta)}", run.weights_fingerprint())
     path = run.cache_path(TEST_PREDICTIONS, key, ".csv")
-    hit = path.is_file()
-    if not hit:
-        predict_submission(task, run.path, data_dir, path, tta=tta, reporter=reporter)
-    return read_csv(path, required=[ID, TARGET], dtype={ID: str}), path, hit
+    if path.exists():
+        try:
+            return read_cached_predictions(path, ids), path, True
+        except SpotterError:
+            if path.is_dir():
+                raise SpotterError("is a folder where the run's cached test predictions belong", path) from None
+            path.unlink()
+    predict_submission(task, run.path, data_dir, path, tta=tta, reporter=reporter)
+    return read_cached_predictions(path, ids), path, False
+
+
+def read_cached_predictions(path: Path, ids: Sequence[str]) -> pd.DataFrame:
+    """Cached test predictions (id,target), checked: readable, the test set's ids in order, probabilities.
+
+    Raises:
+        SpotterError: If the file is unreadable, covers other ids, or a prediction is NaN or outside [0, 1].
+    """
+    frame = read_csv(path, required=[ID, TARGET], dtype={ID: str})
+    if list(frame[ID]) != list(ids):
+        raise SpotterError("cached test predictions cover other ids than the test set", path)
+    values = pd.to_numeric(frame[TARGET], errors="coerce").to_numpy(np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(np.isnan(values) | (values < 0) | (values > 1))
+    if len(bad):
+        raise SpotterError(
+            f"line {bad[0] + 2}: prediction {frame[TARGET].iloc[bad[0]]!r} is not a probability in [0, 1]", path
+        )
+    frame[TARGET] = values
+    return frame
 
 
 def extra_columns(frame: pd.DataFrame | None, ids: pd.Series, what: str) -> tuple[np.ndarray, list[str]]:
@@ -260,6 +287,7 @@ class BinaryBlender:
             SpotterError: On an unknown method or feature, runs that cannot be blended, or bad data.
         """
         out, data_dir = check_output_file(out), Path(data_dir)
+        check_output_file(out.with_suffix(".json"))
         blend = create_blend(method)
         unknown = sorted(set(features) - set(self.features))
         if unknown:
@@ -267,6 +295,9 @@ class BinaryBlender:
         if features and not blend.uses_features:
             raise SpotterError(f"--features only applies to --method {' | '.join(self._feature_methods())}")
         aligned = align_runs(runs)  # before any prediction: a mismatch fails fast
+        for run in aligned.runs:  # every run's weights before the first run predicts
+            run_dir = RunDir(run)
+            run_dir.trained_weights(run_dir.read_config(task.config_class))
         tests, caches = [], []
         for run in aligned.runs:
             frame, cache, hit = cached_test_predictions(task, RunDir(run), data_dir, tta=tta, reporter=reporter)

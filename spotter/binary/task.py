@@ -18,6 +18,7 @@ from spotter.engine.rundir import RunDir
 from spotter.engine.runtime import Runtime
 from spotter.engine.task import Submission
 from spotter.engine.tta import create_tta
+from spotter.errors import SpotterError
 from spotter.io import write_csv
 from spotter.metrics import roc_auc
 from spotter.models.losses import create_loss
@@ -36,6 +37,19 @@ class BinaryTask:
     # ------------------------------------------------------------------------------------------- training
 
     def prepare_validation(self, train_rows: pd.DataFrame, valid_rows: pd.DataFrame) -> pd.DataFrame:
+        """The validation rows as they are, checked to hold both classes (ROC AUC needs them).
+
+        Raises:
+            SpotterError: If every validation target is on one side of 0.5.
+        """
+        positive = valid_rows[self.target_column].to_numpy(np.float64) >= 0.5
+        if positive.all() or not positive.any():
+            missing = "positive" if not positive.any() else "negative"
+            everyone = np.concatenate([positive, train_rows[self.target_column].to_numpy(np.float64) >= 0.5])
+            raise SpotterError(
+                f"its {len(valid_rows)} validation samples hold no {missing} (AUC needs both classes; the data has "
+                f"{int(everyone.sum())} positive(s) in {len(everyone)} samples): use fewer folds (n_folds) or more data"
+            )
         return valid_rows
 
     def create_loss(self, cfg: TrainConfig, train_rows: pd.DataFrame) -> nn.Module:

@@ -127,15 +127,8 @@ def train(
         oof = next((p for p in (run.oof_table, run.oof_arrays) if p.is_file()), None)
         return RunResult(run.path, [], metrics.get("oof_metric"), oof, already_finished=True,
                          metric_name=metrics.get("metric_name", "metric"))
-    if runtime.is_main:
-        run.begin(start)
-    runtime.wait()
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    if not runtime.is_main:
-        reporter = NullReporter()
     started = time.perf_counter()
-
+    # the data, the folds and a resume state are checked before the folder is created, replaced or changed
     rows = task.load_samples(data_dir, cfg).reset_index(drop=True)
     if start is Start.RESUME and run.folds_path.is_file():
         saved = run.read_folds(task.id_column)
@@ -147,6 +140,17 @@ def train(
             rows, cfg.n_folds, cfg.seed if cfg.fold_seed is None else cfg.fold_seed,
             stratify=cfg.stratify_by or task.target_column, group=cfg.group_by,
         )
+    splits = {fold: _fold_rows(task, rows, fold) for fold in folds_to_train(cfg)}
+    if start is Start.RESUME:
+        run.check_resume_states()
+    if runtime.is_main:
+        run.begin(start)
+    runtime.wait()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    if not runtime.is_main:
+        reporter = NullReporter()
+
     if runtime.is_main:
         run.write_config(cfg)
         run.write_folds(rows[[task.id_column, "fold"]])
@@ -155,11 +159,7 @@ def train(
     results: list[FoldResult] = []
     oof_parts: list[tuple[pd.DataFrame, np.ndarray]] = []
     for fold in folds_to_train(cfg):
-        is_full = fold == FULL_FIT
-        train_rows = rows if is_full else rows[rows["fold"] != fold].reset_index(drop=True)
-        valid_rows = None
-        if not is_full:
-            valid_rows = task.prepare_validation(train_rows, rows[rows["fold"] == fold].reset_index(drop=True))
+        train_rows, valid_rows = splits[fold]
         train_set, valid_set = task.create_datasets(data_dir, train_rows, valid_rows, cfg)
         run.fold_dir(fold).mkdir(parents=True, exist_ok=True)
         result = fit_fold(
@@ -186,6 +186,22 @@ def train(
         run.write_metrics(_metrics(task, cfg, results, oof_metric, runtime, time.perf_counter() - started))
     runtime.wait()
     return RunResult(run.path, results, oof_metric, oof_path, metric_name=_metric_name(task))
+
+
+def _fold_rows(task: Task, rows: pd.DataFrame, fold: int) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """A fold's training rows and its validation rows as the metric scores them (None for a full fit).
+
+    Raises:
+        SpotterError: If the task refuses the fold's validation rows (e.g. a binary fold with one class).
+    """
+    if fold == FULL_FIT:
+        return rows, None
+    train_rows = rows[rows["fold"] != fold].reset_index(drop=True)
+    try:
+        valid_rows = task.prepare_validation(train_rows, rows[rows["fold"] == fold].reset_index(drop=True))
+    except SpotterError as err:
+        raise SpotterError(f"{fold_name(fold)}: {err}") from None
+    return train_rows, valid_rows
 
 
 def _metric_name(task: Task) -> str:

@@ -28,7 +28,7 @@ from spotter.engine.rundir import RunDir
 from spotter.engine.runtime import Runtime
 from spotter.engine.task import Task
 from spotter.errors import SpotterError
-from spotter.io import atomic_path, write_csv
+from spotter.io import atomic_path, read_csv, write_csv
 from spotter.progress import NullReporter, Reporter
 
 
@@ -107,14 +107,18 @@ def fit_fold(
     start_epoch, best_metric, best_epoch, log = 0, None, -1, []
     best_index, best_predictions = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     if cfg.resume and state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        runtime.unwrap(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
+        state = run.read_state(fold)
+        try:
+            runtime.unwrap(model).load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if ema is not None:
+                ema.load_state_dict(state["ema"])
+        except (KeyError, ValueError, RuntimeError) as err:  # what load_state_dict raises for tensors that do not fit
+            raise SpotterError(f"resume state does not fit the run's model ({str(err).splitlines()[0][:200]})",
+                               state_path) from None
         start_epoch, best_metric, best_epoch = state["epoch"] + 1, state["best_metric"], state["best_epoch"]
         best_index, best_predictions = state["best_index"].numpy(), state["best_predictions"].numpy()
-        log = pd.read_csv(log_path).to_dict("records")[: start_epoch]
+        log = read_csv(log_path).to_dict("records")[: start_epoch]
 
     step = start_epoch * updates_per_epoch
     mixing_epochs = math.floor(cfg.mixing.until * cfg.epochs + 1e-9)

@@ -21,6 +21,7 @@ import enum
 import hashlib
 import json
 import shutil
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,7 +30,7 @@ import pandas as pd
 
 from spotter.config import TrainConfig, load_config, to_yaml
 from spotter.errors import SpotterError
-from spotter.io import ensure_writable_dir, read_csv, write_csv, write_json, write_text
+from spotter.io import check_output_folder, ensure_writable_dir, read_csv, write_csv, write_json, write_text
 
 CONFIG = "config.yaml"
 FOLDS = "folds.csv"
@@ -41,6 +42,9 @@ WEIGHTS = "best.safetensors"
 STATE = "state.pt"
 LOG = "log.csv"
 FULL_FIT = -1  # the fold number of a fit on all data
+# what a resume state holds (`spotter.engine.loop` writes it); "ema" is there too when the run uses EMA
+STATE_KEYS = ("model", "optimizer", "epoch", "best_metric", "best_epoch", "best_index", "best_predictions")
+_RESTART = "delete it to restart this fold, or --overwrite to train the run again"
 
 # keys that may differ when an interrupted run is resumed: they change speed, never results
 RESUME_MAY_CHANGE = ("resume", "num_workers", "threads")
@@ -163,6 +167,7 @@ class RunDir:
             raise SpotterError("choose either resume=true (continue the run) or --overwrite (replace it), not both")
         if self.path.exists() and not self.path.is_dir():
             raise SpotterError("run folder exists and is not a folder", self.path)
+        check_output_folder(self.path)
         if not self.holds_run():
             clutter = [p for p in self._entries() if not _is_temporary(p)]
             if clutter:
@@ -281,13 +286,77 @@ class RunDir:
             path = self.weights_path(fold)
             if not path.is_file():
                 raise SpotterError(f"{fold_name(fold)} was trained but its weights are missing", path)
+            check_weights_file(path)
             out.append((fold, path))
         return out
+
+    def check_resume_states(self) -> None:
+        """Checks every fold's resume state is an intact file before an interrupted run continues.
+
+        Raises:
+            SpotterError: Naming the first state file that is cut short or corrupt.
+        """
+        for path in sorted(self.path.glob(f"*/{STATE}")):
+            check_state_file(path)
+
+    def read_state(self, fold: int) -> dict[str, Any]:
+        """The fold's resume state (tensors and numbers only: `weights_only=True`).
+
+        Raises:
+            SpotterError: If the file is cut short, corrupt, or not a resume state.
+        """
+        import torch
+
+        path = self.state_path(fold)
+        check_state_file(path)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises several types for files it cannot unpickle
+            raise SpotterError(f"cannot read the resume state ({_first_line(err)}); {_RESTART}", path) from None
+        if not isinstance(state, dict) or not set(STATE_KEYS) <= set(state):
+            raise SpotterError(f"not a resume state (expected keys {', '.join(STATE_KEYS)}); {_RESTART}", path)
+        return state
 
     def weights_fingerprint(self) -> str:
         """Names, sizes and modification times of the weight files: a retrained run invalidates its caches."""
         paths = sorted(self.path.glob(f"*/{WEIGHTS}"))
         return ";".join(f"{p.relative_to(self.path)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in paths)
+
+
+def check_weights_file(path: Path) -> None:
+    """Checks a safetensors file's header and size (not its values) without loading its tensors.
+
+    Raises:
+        SpotterError: If the file is cut short, corrupt or not safetensors.
+    """
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            if not list(handle.keys()):
+                raise SpotterError("weights file holds no tensors", path)
+    except SpotterError:
+        raise
+    except Exception as err:  # safetensors raises its own error type for files cut short or corrupt
+        raise SpotterError(f"cannot load weights ({_first_line(err)}); retrain this fold", path) from None
+
+
+def check_state_file(path: Path) -> None:
+    """Checks a resume state (a torch zip archive) is complete and its stored checksums match.
+
+    torch.load reads a file whose bytes were damaged without complaint, so the archive's CRCs are tested here.
+
+    Raises:
+        SpotterError: Naming the file when it is cut short or corrupt.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise SpotterError(f"unreadable resume state ({_first_line(err)}); {_RESTART}", path) from None
+    if damaged is not None:
+        record = damaged.rsplit("/", 1)[-1]
+        raise SpotterError(f"resume state is corrupt (record {record!r} fails its checksum); {_RESTART}", path)
 
 
 def distinct_runs(runs: Sequence[str | Path]) -> list[RunDir]:
@@ -303,6 +372,11 @@ def distinct_runs(runs: Sequence[str | Path]) -> list[RunDir]:
         if run in resolved[:i]:
             raise SpotterError("run given twice", runs[i])
     return [RunDir(r) for r in runs]
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def _is_temporary(path: Path) -> bool:

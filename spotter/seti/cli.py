@@ -4,7 +4,6 @@ come from the task registry)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from spotter.seti.pseudo_cli import add_pseudo_command
@@ -64,24 +63,21 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from spotter.cli import report_problems
     from spotter.progress import create_reporter
     from spotter.seti.data import check_data
 
-    problems = check_data(args.data, create_reporter(args.quiet))
-    for problem in problems:
-        print(f"spotter: error: {problem}", file=sys.stderr)
-    if problems:
-        print(f"{len(problems)} problem(s) in {args.data}", file=sys.stderr)
-        return 2
-    print(f"{args.data}: ok")
-    return 0
+    return report_problems(check_data(args.data, create_reporter(args.quiet)), args.data)
 
 
 def _baseline(args: argparse.Namespace) -> int:
-    from spotter.io import write_csv
+    from spotter.io import check_output_file, write_csv
     from spotter.progress import create_reporter
     from spotter.seti.dedoppler import baseline_scores
 
+    for out in (args.out, args.details):
+        if out is not None:
+            check_output_file(out)
     scores = baseline_scores(args.data, workers=args.workers, reporter=create_reporter(args.quiet))
     write_csv(args.out, scores[["id", "target"]])
     if args.details:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from spotter.binary.labels import label_problems, raise_first
 from spotter.errors import SpotterError
 from spotter.io import read_csv
 from spotter.progress import NullReporter, Reporter
@@ -27,13 +29,14 @@ class Split:
     folder: str
     labels: str
     required: bool  # the new competition's train/test must exist; the old leaky data is optional
+    labelled: bool  # targets are labels (0/1); the sample submission's are placeholders
 
 
 SPLITS = {
-    "train": Split("train", "train", "train_labels.csv", True),
-    "test": Split("test", "test", "sample_submission.csv", True),
-    "train_old": Split("train_old", f"{OLD_DATA_DIR}/train_old", f"{OLD_DATA_DIR}/train_labels_old.csv", False),
-    "test_old": Split("test_old", f"{OLD_DATA_DIR}/test_old", f"{OLD_DATA_DIR}/test_labels_old.csv", False),
+    "train": Split("train", "train", "train_labels.csv", True, True),
+    "test": Split("test", "test", "sample_submission.csv", True, False),
+    "train_old": Split("train_old", f"{OLD_DATA_DIR}/train_old", f"{OLD_DATA_DIR}/train_labels_old.csv", False, True),
+    "test_old": Split("test_old", f"{OLD_DATA_DIR}/test_old", f"{OLD_DATA_DIR}/test_labels_old.csv", False, True),
 }
 
 
@@ -60,6 +63,35 @@ def validate_cadence(array: np.ndarray, where: str | Path | None = None) -> np.n
     return array
 
 
+def check_cadence_header(path: str | Path) -> None:
+    """Checks a `.npy` cadence from its header and size alone (no values read): format, shape, dtype, length.
+
+    What it cannot see, NaN or inf values, `load_cadence` finds when the file is read.
+
+    Raises:
+        SpotterError: Naming the file when it is not a `.npy`, holds another shape or dtype, or is cut short.
+    """
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:  # 2.0 and later headers differ only in length and encoding
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            stored = os.fstat(handle.fileno()).st_size - handle.tell()
+    except FileNotFoundError:
+        raise SpotterError("cadence file not found", path) from None
+    except (OSError, ValueError, EOFError, SyntaxError) as err:
+        raise SpotterError(f"cannot read .npy ({type(err).__name__}: {err})", path) from None
+    if shape != CADENCE_SHAPE:
+        raise SpotterError(f"expected shape {CADENCE_SHAPE}, found {shape}", path)
+    if dtype != CADENCE_DTYPE:
+        raise SpotterError(f"expected dtype float16, found {dtype}", path)
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if stored < expected:
+        raise SpotterError(f"cannot read .npy (cut short: {stored} of {expected} data bytes)", path)
+
+
 def load_cadence(path: str | Path) -> np.ndarray:
     """Loads and validates one `.npy` cadence, (6, 273, 256) float16.
 
@@ -77,37 +109,43 @@ def load_cadence(path: str | Path) -> np.ndarray:
 
 
 def read_labels(root: str | Path, split: str) -> pd.DataFrame:
-    """The split's `id,target` table, ids as strings.
+    """The split's `id,target` table, ids as strings, targets as floats.
 
     Raises:
-        SpotterError: If the CSV is missing or unreadable, lacks columns, repeats ids or has non-numeric targets.
+        SpotterError: On the first problem `label_problems` finds (with the count of the others).
     """
     path = Path(root) / _split(split).labels
     frame = read_csv(path, required=["id", "target"], dtype={"id": str})
-    if frame["id"].isna().any():
-        raise SpotterError(f"empty id in row {int(frame['id'].isna().to_numpy().argmax()) + 2}", path)
-    dup = frame["id"][frame["id"].duplicated()]
-    if len(dup):
-        raise SpotterError(f"{len(dup)} duplicated id(s), e.g. {dup.iloc[0]!r}", path)
-    try:
-        frame["target"] = frame["target"].astype(float)
-    except ValueError as err:
-        raise SpotterError(f"target column must be numeric ({err})", path) from None
+    raise_first(label_problems(frame, path, labelled=_split(split).labelled), f"spotter seti check {root}")
+    frame["target"] = frame["target"].astype(float)
     return frame
 
 
 def list_split(root: str | Path, split: str) -> pd.DataFrame:
-    """The split's samples as `id,target,path`, after checking ids and files match one to one.
+    """The split's samples as `id,target,path`, after checking labels, that ids and files match one to one,
+    and every file's header (`check_cadence_header`).
 
     Raises:
-        SpotterError: On a label problem, an id with no file, or a `.npy` file with no id.
+        SpotterError: On the first label problem, id with no file, `.npy` file with no id, `<id>.npy` that
+            is not a file, or file whose header or size is wrong (with the count of the others).
     """
     frame = read_labels(root, split)
-    problems = _match_files(root, split, frame)
-    if problems:
-        raise problems[0]
+    raise_first(_match_files(root, split, frame), f"spotter seti check {root}")
     frame["path"] = [str(sample_path(root, split, i)) for i in frame["id"]]
+    raise_first(_header_problems(frame["path"]), f"spotter seti check {root}")
     return frame
+
+
+def _header_problems(paths) -> list[SpotterError]:
+    # every header is read before slow work (~50 us a file): a truncated or misshapen file fails here, not
+    # in the middle of an epoch
+    problems = []
+    for path in paths:
+        try:
+            check_cadence_header(path)
+        except SpotterError as err:
+            problems.append(err)
+    return problems
 
 
 def available_splits(root: str | Path) -> list[str]:
@@ -119,26 +157,31 @@ def available_splits(root: str | Path) -> list[str]:
 def check_data(root: str | Path, reporter: Reporter = NullReporter()) -> list[SpotterError]:
     """Every problem in a data folder, collected rather than stopping at the first.
 
-    Checks each split's label CSV, that ids and files match one to one, and every file's shape, dtype and values.
+    Checks what training and prediction check (each split's labels, that ids and files match one to one),
+    and also reads every file for its shape, dtype and values, which training meets only when it loads it.
 
     Returns:
-        The problems found, each naming its file; empty when the folder is valid.
+        The problems found, each naming its file (and line); empty when the folder is valid.
     """
     root = Path(root)
     if not root.is_dir():
         return [SpotterError("data folder not found", root)]
     problems: list[SpotterError] = []
     for split in available_splits(root):
+        path = root / _split(split).labels
         try:
-            labels = read_labels(root, split)
+            labels = read_csv(path, required=["id", "target"], dtype={"id": str})
         except SpotterError as err:
             problems.append(err)
             continue
+        problems.extend(label_problems(labels, path, labelled=_split(split).labelled))
+        labels = labels[labels["id"].notna()]
         problems.extend(_match_files(root, split, labels))
-        paths = [sample_path(root, split, i) for i in labels["id"]]
-        for path in reporter.track([p for p in paths if p.is_file()], None, f"check {split}"):
+        files = [p for p in (sample_path(root, split, i) for i in labels["id"]) if p.is_file()]
+        for file in reporter.track(files, len(files), f"check {split}"):
             try:
-                load_cadence(path)
+                check_cadence_header(file)  # what training checks first, so both name a problem alike
+                load_cadence(file)
             except SpotterError as err:
                 problems.append(err)
     return problems
@@ -147,8 +190,11 @@ def check_data(root: str | Path, reporter: Reporter = NullReporter()) -> list[Sp
 def _match_files(root: str | Path, split: str, labels: pd.DataFrame) -> list[SpotterError]:
     folder = Path(root) / _split(split).folder
     expected = {sample_path(root, split, i) for i in labels["id"]}
-    found = set(folder.glob("*/*.npy")) if folder.is_dir() else set()
-    problems = [SpotterError(f"id {p.stem!r} has no file", p) for p in sorted(expected - found)]
+    entries = set(folder.glob("*/*.npy")) if folder.is_dir() else set()
+    found = {p for p in entries if p.is_file()}
+    # a folder (or anything else) named `<id>.npy` is no cadence; say so instead of "has no file" or nothing
+    problems = [SpotterError("is not a file; expected a .npy cadence", p) for p in sorted(entries - found)]
+    problems += [SpotterError(f"id {p.stem!r} has no file", p) for p in sorted(expected - entries)]
     labels_file = Path(root) / _split(split).labels
     problems += [
         SpotterError(f"file has no id in {labels_file.name} (or is not under its id's first character)", p)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spotter.binary.pseudo import select_pseudo
+from spotter.binary.pseudo import check_selection, select_pseudo
 from spotter.errors import SpotterError
 from spotter.io import read_csv
 from spotter.progress import NullReporter, Reporter
@@ -65,9 +65,12 @@ def make_pseudo_dataset(
     from spotter.seti.task import SetiTask
 
     data_dir = Path(data_dir)
-    out = check_pseudo_output(out, data_dir)  # before the (slow) predictions
+    check_selection(mode, top, bottom, threshold)  # the options, the output and the data before the predictions
+    out = check_pseudo_output(out, data_dir)
     train = list_split(data_dir, "train")
     test = list_split(data_dir, "test")
+    if top is not None and bottom is not None and top + bottom > len(test):
+        raise SpotterError(f"--top {top} + --bottom {bottom} exceeds the {len(test)} test samples")
     predictions, cache, _ = cached_test_predictions(SetiTask(), RunDir(run_dir), data_dir, tta=tta, reporter=reporter)
     if list(predictions["id"]) != list(test["id"]):
         raise SpotterError("cached predictions do not match sample_submission.csv's ids", cache)

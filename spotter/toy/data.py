@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from spotter.binary.labels import label_problems, raise_first
 from spotter.errors import SpotterError
 from spotter.io import atomic_path, ensure_writable_dir, read_csv, write_csv
 
@@ -45,13 +46,34 @@ def synth(out: str | Path, n_train: int, n_test: int, seed: int = 0, positive_ra
 
 
 def read_labels(data_dir: Path, name: str) -> pd.DataFrame:
-    """An id,target table of the data folder, checked against the files on disk."""
-    rows = read_csv(data_dir / name, required=["id", "target"], dtype={"id": str})
+    """An id,target table of the data folder, checked line by line and against the files on disk.
+
+    Raises:
+        SpotterError: On the first label problem (`spotter.binary.labels`) or an id with no file.
+    """
+    path = Path(data_dir) / name
+    rows = read_csv(path, required=["id", "target"], dtype={"id": str})
+    raise_first(label_problems(rows, path, labelled=name != SUBMISSION))
     split = "train" if name.startswith("train") else "test"
     missing = [i for i in rows["id"] if not (data_dir / split / f"{i}.npy").is_file()]
     if missing:
-        raise SpotterError(f"{len(missing)} id(s) have no file, e.g. {split}/{missing[0]}.npy", data_dir / name)
+        raise SpotterError(f"{len(missing)} id(s) have no file, e.g. {split}/{missing[0]}.npy", path)
     return rows
+
+
+def load_image(path: Path) -> np.ndarray:
+    """One toy image, (1, 32, 32) float32.
+
+    Raises:
+        SpotterError: Naming the file when it is missing, unreadable or of another shape or dtype.
+    """
+    try:
+        image = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise SpotterError(f"cannot read .npy ({type(err).__name__})", path) from None
+    if image.shape != (1, SIZE, SIZE) or image.dtype != np.float32:
+        raise SpotterError(f"expected a (1, {SIZE}, {SIZE}) float32 array, found {image.shape} {image.dtype}", path)
+    return image
 
 
 class ToyDataset(Dataset):
@@ -65,7 +87,7 @@ class ToyDataset(Dataset):
         return len(self.ids)
 
     def __getitem__(self, i: int) -> dict:
-        image = torch.from_numpy(np.load(self.folder / f"{self.ids[i]}.npy", allow_pickle=False))
+        image = torch.from_numpy(load_image(self.folder / f"{self.ids[i]}.npy"))
         if self.train and torch.rand(()) < 0.5:
             image = image.flip(-1)
         return {"index": i, "input": image, "target": torch.tensor(self.targets[i])}

@@ -87,16 +87,10 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from spotter.cli import report_problems
     from spotter.whale.data import find_problems
 
-    problems = find_problems(args.data, verify_images=not args.no_open)
-    for line in problems:
-        print(line)
-    if problems:
-        print(f"{len(problems)} problem(s) in {args.data}")
-        return 2
-    print(f"{args.data}: ok")
-    return 0
+    return report_problems(find_problems(args.data, verify_images=not args.no_open), args.data)
 
 
 def _pseudo(args: argparse.Namespace) -> int:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import functools
-from collections.abc import Sequence
+import re
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +19,6 @@ from PIL import Image, UnidentifiedImageError
 from spotter.errors import SpotterError
 from spotter.io import read_csv
 from spotter.whale.config import WhaleConfig
-
 from spotter.whale.layout import (
     BBOX_COLUMNS,
     BBOX_CSV,
@@ -34,6 +37,10 @@ SPECIES_FIXES = {
     "globis": "short_finned_pilot_whale",
     "pilot_whale": "short_finned_pilot_whale",
 }
+
+# PIL's own decompression-bomb limit (~89 megapixels, 0.25 GiB as RGB): far above any camera photo, and an
+# image whose header claims more is refused by name instead of being decoded
+MAX_IMAGE_PIXELS = 89_478_485
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -66,31 +73,36 @@ def fix_species(species: pd.Series) -> pd.Series:
 
 
 def find_problems(root: str | Path, verify_images: bool = True) -> list[str]:
-    """Every problem in a whale data folder, each as one line naming the file (and row).
+    """Every problem in a whale data folder, each as one line naming the file (and line).
 
     Args:
         root: The data folder.
-        verify_images: Also open every image (slower) instead of only checking that it exists.
+        verify_images: Decode every image fully (slower; finds truncated files) instead of only checking that
+            it exists.
 
     Returns:
         The problems found; empty when the folder is fine.
     """
-    _, problems = _scan(Path(root), verify_images)
+    _, problems = _scan(Path(root), ImageCheck.DECODE if verify_images else ImageCheck.EXISTS)
     return problems
 
 
 def read_whale_data(root: str | Path, verify_images: bool = False, require_test: bool = True) -> WhaleData:
     """Reads a whale data folder in the Kaggle layout.
 
+    Every image's header and end are read (`check_image` without decoding: format, pixel limit, boxes, a
+    JPEG or PNG cut short); damage inside a file's data is found when it is loaded, or up front with
+    `verify_images` (as `spotter whale check` does).
+
     Args:
         root: The data folder.
-        verify_images: Also open every image instead of only checking that it exists.
+        verify_images: Also decode every image fully.
         require_test: Whether `sample_submission.csv` and `test_images/` must be present.
 
     Raises:
         SpotterError: On the first problem, naming the file or row (with the count of the others).
     """
-    data, problems = _scan(Path(root), verify_images, require_test)
+    data, problems = _scan(Path(root), ImageCheck.DECODE if verify_images else ImageCheck.HEADER, require_test)
     if problems:
         more = f" (and {len(problems) - 1} more; run `spotter whale check {root}`)" if len(problems) > 1 else ""
         raise SpotterError(problems[0] + more)
@@ -98,28 +110,37 @@ def read_whale_data(root: str | Path, verify_images: bool = False, require_test:
     return data
 
 
-def _scan(root: Path, verify_images: bool, require_test: bool = True) -> tuple[WhaleData | None, list[str]]:
+class ImageCheck(enum.IntEnum):
+    """How much of each image a scan reads, each level including the ones before."""
+
+    EXISTS = 0  # that the file is there
+    HEADER = 1  # its header and end: format, size, pixel limit, a JPEG/PNG cut short (`check_image`)
+    DECODE = 2  # every pixel
+
+
+def _scan(root: Path, level: ImageCheck, require_test: bool = True) -> tuple[WhaleData | None, list[str]]:
     problems: list[str] = []
     if not root.is_dir():
         return None, [f"{root}: data folder not found"]
     train = _read_table(root / TRAIN_CSV, TRAIN_COLUMNS, problems)
     test = _read_table(root / TEST_CSV, TEST_COLUMNS, problems) if require_test or (root / TEST_CSV).exists() else None
+    sizes: dict[str, tuple[int, int]] = {}
     if train is not None:
         train = train[TRAIN_COLUMNS].copy()
         train["species"] = fix_species(train["species"])
         _check_rows(train, root / TRAIN_CSV, TRAIN_COLUMNS, problems)
         train["path"] = [root / TRAIN_DIR / str(name) for name in train["image"]]
-        _check_images(train, root / TRAIN_CSV, verify_images, problems)
+        sizes.update(_check_images(train, root / TRAIN_CSV, level, problems))
     if test is not None:
         test = test[["image"]].copy()
         _check_rows(test, root / TEST_CSV, ["image"], problems)
         test["path"] = [root / TEST_DIR / str(name) for name in test["image"]]
-        _check_images(test, root / TEST_CSV, verify_images, problems)
+        sizes.update(_check_images(test, root / TEST_CSV, level, problems))
     else:
         test = pd.DataFrame({"image": pd.Series(dtype=str), "path": pd.Series(dtype=object)})
     bboxes = None
     if (root / BBOX_CSV).exists():
-        bboxes = _read_boxes(root / BBOX_CSV, problems)
+        bboxes = _read_boxes(root / BBOX_CSV, sizes, problems)
     if problems or train is None:
         return None, problems
     return WhaleData(root, train.reset_index(drop=True), test.reset_index(drop=True), bboxes), problems
@@ -143,37 +164,124 @@ def _check_rows(frame: pd.DataFrame, path: Path, columns: list[str], problems: l
         problems.append(f"{path}: line {i + 2}: duplicate image {frame['image'].iloc[i]!r}")
 
 
-def _check_images(frame: pd.DataFrame, csv: Path, verify: bool, problems: list[str]) -> None:
+def _check_images(
+    frame: pd.DataFrame, csv: Path, level: ImageCheck, problems: list[str]
+) -> dict[str, tuple[int, int]]:
+    """Checks each listed image as deep as `level`; returns the (width, height) of those whose header was read."""
+    sizes = {}
     for i, path in enumerate(frame["path"]):
         if pd.isna(frame["image"].iloc[i]):
             continue
         if not path.is_file():
-            problems.append(f"{path}: image listed in {csv.name} (line {i + 2}) not found")
-        elif verify:
+            what = "is not a file" if path.exists() else "not found"
+            problems.append(f"{path}: image listed in {csv.name} (line {i + 2}) {what}")
+        elif level >= ImageCheck.HEADER:
             try:
-                with Image.open(path) as image:
-                    image.verify()
-            except (UnidentifiedImageError, OSError, SyntaxError) as err:
-                problems.append(f"{path}: unreadable image ({type(err).__name__}: {err})")
+                sizes[str(frame["image"].iloc[i])] = check_image(path, decode=level >= ImageCheck.DECODE)
+            except SpotterError as err:
+                problems.append(str(err))
+    return sizes
 
 
-def _read_boxes(path: Path, problems: list[str]) -> dict[str, tuple[float, float, float, float]] | None:
+def _read_boxes(
+    path: Path, sizes: dict[str, tuple[int, int]], problems: list[str]
+) -> dict[str, tuple[float, float, float, float]] | None:
     frame = _read_table(path, BBOX_COLUMNS, problems)
     if frame is None:
         return None
     _check_rows(frame, path, BBOX_COLUMNS, problems)
     boxes = {}
     for i, row in enumerate(frame.itertuples(index=False)):
+        if any(pd.isna(v) for v in row):
+            continue  # reported by _check_rows
         try:
             x1, y1, x2, y2 = (float(row.x1), float(row.y1), float(row.x2), float(row.y2))
         except (TypeError, ValueError):
             problems.append(f"{path}: line {i + 2}: box coordinates must be numbers")
             continue
+        if not np.isfinite([x1, y1, x2, y2]).all():
+            problems.append(f"{path}: line {i + 2}: box coordinates must be finite numbers")
+            continue
         if not (x2 > x1 and y2 > y1):
             problems.append(f"{path}: line {i + 2}: empty box (need x2 > x1 and y2 > y1)")
             continue
+        size = sizes.get(str(row.image))
+        if size is not None and not (x1 < size[0] and y1 < size[1] and x2 > 0 and y2 > 0):
+            problems.append(
+                f"{path}: line {i + 2}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) lies outside its image "
+                f"{row.image!r} ({size[0]}x{size[1]} pixels)"
+            )
+            continue
         boxes[str(row.image)] = (x1, y1, x2, y2)
     return boxes
+
+
+def check_image(path: str | Path, decode: bool = True) -> tuple[int, int]:
+    """Checks an image file: a known format, at most `MAX_IMAGE_PIXELS`, and every pixel readable.
+
+    Without `decode` only the header and the file's end are read: a JPEG or PNG whose end marker is missing is
+    decoded to confirm it is cut short. With `decode` every image is decoded (what `whale check` does).
+
+    Returns:
+        The image's (width, height).
+
+    Raises:
+        SpotterError: Naming the file and what is wrong with it.
+    """
+    with _open_image(path) as image:
+        # a JPEG or PNG that lacks its end marker was most likely cut short: decode it to be sure
+        if decode or not _ends_like(path, image.format):
+            try:
+                image.load()
+            except (OSError, SyntaxError, ValueError) as err:
+                raise SpotterError(f"unreadable image ({type(err).__name__}: {_first_line(err)})", path) from None
+        return image.size
+
+
+# the end markers of the formats photos come in, and how far from the end of the file they may sit (decoders
+# ignore trailing bytes, and some cameras leave a few); a JPEG's entropy-coded data never holds FF D9
+END_MARKERS = {"JPEG": b"\xff\xd9", "MPO": b"\xff\xd9", "PNG": b"IEND"}
+END_WINDOW = 4096
+
+
+def _ends_like(path: str | Path, image_format: str | None) -> bool:
+    """Whether the file ends as a complete file of its format does (True for formats without a known marker)."""
+    marker = END_MARKERS.get(image_format or "")
+    if marker is None:
+        return True
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        handle.seek(max(0, handle.tell() - END_WINDOW))
+        return marker in handle.read()
+
+
+@contextlib.contextmanager
+def _open_image(path: str | Path) -> Iterator[Image.Image]:
+    """The image, opened lazily (header only) and checked against the pixel limit; SpotterError if it cannot be."""
+    try:
+        with warnings.catch_warnings():  # between the limit and twice it PIL only warns; we refuse below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except FileNotFoundError:
+        raise SpotterError("image not found", path) from None
+    except Image.DecompressionBombError as err:
+        claimed = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"its header claims {int(claimed.group(1)):,} pixels" if claimed else _first_line(err)
+        raise SpotterError(f"image too large: {size}, over the limit of {MAX_IMAGE_PIXELS:,}; not decoded", path) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise SpotterError(f"unreadable image ({type(err).__name__}: {_first_line(err)})", path) from None
+    with image:
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise SpotterError(
+                f"image too large: {width}x{height} pixels, over the limit of {MAX_IMAGE_PIXELS:,}; not decoded", path
+            )
+        yield image
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def load_image(
@@ -184,15 +292,13 @@ def load_image(
     """Opens an image as RGB, cropped to `box` widened by `margin` of its size on each side.
 
     Raises:
-        SpotterError: If the image is missing or unreadable.
+        SpotterError: If the image is missing, unreadable, cut short or over `MAX_IMAGE_PIXELS`.
     """
-    try:
-        with Image.open(path) as raw:
+    with _open_image(path) as raw:
+        try:
             image = raw.convert("RGB")
-    except FileNotFoundError:
-        raise SpotterError("image not found", path) from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise SpotterError(f"unreadable image ({type(err).__name__})", path) from None
+        except (OSError, SyntaxError, ValueError) as err:
+            raise SpotterError(f"unreadable image ({type(err).__name__}: {_first_line(err)})", path) from None
     if box is not None:
         image = image.crop(_widen(box, margin, image.size))
     return image

@@ -10,6 +10,7 @@ out-of-fold ranking, as `spotter whale predict` does for one run.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 
 from spotter.engine.rundir import RunDir, cache_key, distinct_runs
 from spotter.errors import SpotterError
-from spotter.io import atomic_path, check_output_file, write_csv, write_json
+from spotter.io import atomic_path, check_output_file, read_csv, write_csv, write_json
 from spotter.metrics import NEW_INDIVIDUAL
 from spotter.progress import NullReporter, Reporter
 from spotter.whale.layout import TEST_CSV, TRAIN_CSV
@@ -66,9 +67,12 @@ def run_scores(
     Raises:
         SpotterError: If `run_dir` is not a whale run trained on DATA, or DATA has no test photos.
     """
+    from spotter.whale.config import WhaleConfig
+
     run, data_dir = RunDir(run_dir), Path(data_dir)
     if not run.holds_run():
         raise SpotterError("not a run folder", run.path)
+    run.trained_weights(run.read_config(WhaleConfig))  # readable weights, even where the cache would be used
     for name in (TRAIN_CSV, TEST_CSV):
         if not (data_dir / name).is_file():
             raise SpotterError("file not found", data_dir / name)
@@ -77,8 +81,14 @@ def run_scores(
         run.weights_fingerprint(),
     )
     cache = run.cache_path(SCORES, key, ".npz")
-    if cache.is_file():
-        return _load(run.path, cache), cache, True
+    test_images = list(read_csv(data_dir / TEST_CSV, required=["image"], dtype=str)["image"])
+    if cache.exists():
+        try:
+            return _load(run.path, cache, test_images), cache, True
+        except SpotterError:  # a damaged or foreign cache is never blended: predict afresh
+            if cache.is_dir():
+                raise SpotterError("is a folder where the run's cached candidates belong", cache) from None
+            cache.unlink()
     scores = _compute(run, data_dir, tta, top_k, reporter)
     _save(scores, cache)
     return scores, cache, False
@@ -111,6 +121,10 @@ def _compute(run: RunDir, data_dir: Path, tta: bool, top_k: int, reporter: Repor
                      list(data.test["image"]), test.labels, test.scores)
 
 
+CACHE_ARRAYS = ("vocab", "oof_images", "oof_truths", "oof_labels", "oof_scores", "test_images", "test_labels",
+                "test_scores")
+
+
 def _save(scores: RunScores, path: Path) -> None:
     arrays = {
         "vocab": np.asarray(scores.vocab, dtype=str),
@@ -127,12 +141,41 @@ def _save(scores: RunScores, path: Path) -> None:
             np.savez_compressed(handle, **arrays)
 
 
-def _load(run_dir: Path, path: Path) -> RunScores:
-    with np.load(path, allow_pickle=False) as z:
-        return RunScores(
-            run_dir, z["vocab"].tolist(), z["oof_images"].tolist(), z["oof_truths"].tolist(), z["oof_labels"],
-            z["oof_scores"], z["test_images"].tolist(), z["test_labels"], z["test_scores"],
-        )
+def _load(run_dir: Path, path: Path, test_images: list[str]) -> RunScores:
+    """A run's cached candidates, checked against DATA's test photos and for consistent shapes and values.
+
+    Raises:
+        SpotterError: If the cache is unreadable, lacks arrays, covers other test photos, or holds candidates
+            outside the vocabulary or scores that are NaN (or infinite where a candidate is named).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in CACHE_ARRAYS}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise SpotterError(f"unreadable candidate cache ({type(err).__name__})", path) from None
+    scores = RunScores(
+        run_dir, arrays["vocab"].tolist(), arrays["oof_images"].tolist(), arrays["oof_truths"].tolist(),
+        arrays["oof_labels"], arrays["oof_scores"], arrays["test_images"].tolist(), arrays["test_labels"],
+        arrays["test_scores"],
+    )
+    if scores.test_images != test_images:
+        raise SpotterError("the cached candidates are for other test photos", path)
+    if scores.vocab != sorted(set(scores.vocab)) or len(scores.oof_truths) != len(scores.oof_images):
+        raise SpotterError("the cached vocabulary or out-of-fold photos are inconsistent", path)
+    for what, labels, values, photos in (
+        ("out-of-fold", scores.oof_labels, scores.oof_scores, scores.oof_images),
+        ("test", scores.test_labels, scores.test_scores, scores.test_images),
+    ):
+        if labels.ndim != 2 or labels.shape != values.shape or len(labels) != len(photos):
+            raise SpotterError(f"the cached {what} candidates have inconsistent shapes", path)
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min(initial=0) < -1 or labels.max(initial=0) >= len(
+            scores.vocab
+        ):
+            raise SpotterError(f"the cached {what} candidates name ids outside the vocabulary", path)
+        named = labels >= 0
+        if np.isnan(values).any() or not np.isfinite(values[named]).all():
+            raise SpotterError(f"the cached {what} scores hold NaN or infinite values", path)
+    return scores
 
 
 def check_compatible(runs: Sequence[RunScores]) -> None:
@@ -286,6 +329,7 @@ class WhaleBlender:
         if method not in self.methods or features:
             raise SpotterError("whale runs blend by --method mean (of their per-individual scores), without --features")
         out = check_output_file(out)
+        check_output_file(out.with_suffix(".json"))
         out, record = ensemble_whale(runs, data_dir, out, tta=tta, reporter=reporter)
         write_json(out.with_suffix(".json"), record)
         return out, record

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spotter.engine.rundir import distinct_runs
 from spotter.errors import SpotterError
 from spotter.io import read_csv
 from spotter.progress import NullReporter, Reporter
@@ -79,6 +80,10 @@ def make_pseudo_dataset(
     from spotter.whale.ensemble import blend_candidates, compatible_run_scores
 
     data_dir = Path(data_dir)
+    for option, value in (("--threshold", threshold), ("--margin", min_margin)):
+        if not np.isfinite(value):
+            raise SpotterError(f"{option} must be a number, got {value}")
+    distinct_runs(runs)
     out = check_pseudo_output(out, data_dir)  # before the (slow) embedding
     data = read_whale_data(data_dir)
     scores, caches = compatible_run_scores(runs, data_dir, tta, reporter)

@@ -9,8 +9,9 @@ import pandas as pd
 
 from spotter.engine.rundir import RunDir
 from spotter.errors import SpotterError
-from spotter.io import check_output_file, write_csv
+from spotter.io import check_output_file, check_output_folder, write_csv
 from spotter.progress import NullReporter, Reporter
+from spotter.whale.data import check_image
 from spotter.whale.index import BOXES_CSV, IndexUpdate, catalogue_table, load_index, read_boxes, update_index
 from spotter.whale.matcher import Matcher, PhotoMatch, list_photos, matches_frame
 from spotter.whale.sheet import write_match_sheet
@@ -35,9 +36,12 @@ def index_catalogue(
     Raises:
         SpotterError: On a bad catalogue table, a missing or unreadable photo, or an unusable run.
     """
+    out = check_output_folder(Path(out) if out is not None else default_index(run_dir))
     listed, boxes = catalogue_table(catalogue, csv)
+    for path in listed["path"]:  # headers (format, pixel limit, a cut-short end) before the slow embedding
+        check_image(path, decode=False)
     matcher = Matcher.load(run_dir)
-    return update_index(matcher, Path(out) if out is not None else default_index(run_dir), listed, boxes, reporter)
+    return update_index(matcher, out, listed, boxes, reporter)
 
 
 def query_boxes(photos: Sequence[Path], bboxes: str | Path | None) -> dict:
@@ -81,6 +85,8 @@ def match_with_run(
     sheet = check_output_file(out.with_suffix(".png"))
     catalogue = load_index(Path(index) if index is not None else default_index(run_dir))
     files = list_photos(photos)
+    for photo in files:  # headers (format, pixel limit, a cut-short end) before the models load
+        check_image(photo, decode=False)
     boxes = query_boxes(files, bboxes)
     matcher = Matcher.load(run_dir)
     matches = matcher.match(catalogue, pd.DataFrame({"path": [str(p) for p in files]}), boxes, top, reporter)

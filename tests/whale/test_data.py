@@ -77,8 +77,11 @@ def test_every_problem_at_once(copy):
 def test_check_cli(copy, whale_data, capsys):
     assert main(["whale", "check", str(whale_data)]) == 0
     (copy / "train.csv").unlink()
+    capsys.readouterr()
     assert main(["whale", "check", str(copy)]) == 2
-    assert "train.csv" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # the seti check's style: each problem on stderr, then the count; nothing on stdout
+    assert out == "" and "train.csv" in err and err.strip().splitlines()[-1].endswith(f"1 problem(s) in {copy}")
 
 
 def test_load_image_errors(tmp_path):
