@@ -84,6 +84,9 @@ def fit_calibration(
 ) -> ScoreCalibration:
     """Fits score → probability on out-of-fold queries' candidates (truths: `new_individual` where unseen).
 
+    Never decreasing in the score, so no query's ranking changes: a logistic fit whose slope comes out negative
+    (scores that say nothing) gives way to the isotonic one.
+
     Raises:
         SpotterError: On an unknown method, or when the queries hold no right (or no wrong) candidate to learn from.
     """
@@ -99,10 +102,14 @@ def fit_calibration(
 
         # scores live in about [-1, 1]: a weak penalty keeps the fit from saturating on small runs
         model = LogisticRegression(C=100.0).fit(x[:, None], y)
-        return ScoreCalibration("logistic", (float(model.coef_[0, 0]), float(model.intercept_[0])))
+        slope = float(model.coef_[0, 0])
+        if slope > 0:
+            return ScoreCalibration("logistic", (slope, float(model.intercept_[0])))
+        # a higher score is no likelier right (an untrained or barely trained model): a sigmoid would have to
+        # turn the ranking upside down, the best monotone fit does not
     from sklearn.isotonic import IsotonicRegression
 
-    model = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(x, y)
+    model = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0, increasing=True).fit(x, y)
     return ScoreCalibration("isotonic", knots=(model.X_thresholds_.tolist(), model.y_thresholds_.tolist()))
 
 

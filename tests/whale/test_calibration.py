@@ -62,3 +62,11 @@ def test_reliability_bins_hand_made():
     assert [p["count"] for p in points] == [2, 2]
     assert points[0]["observed"] == 0.0 and points[1]["observed"] == 0.5
     assert expected_calibration_error(points) == pytest.approx((2 * 0.05 + 2 * 0.45) / 4)
+
+
+def test_scores_that_say_nothing_never_turn_a_ranking_upside_down():
+    names, scores, truths = synthetic_queries(seed=2)
+    upside_down = -scores[:, ::-1]  # higher scores now less often right: a sigmoid would need a negative slope
+    calibration = fit_calibration([n[::-1] for n in names], upside_down, truths, "logistic")
+    assert calibration.method == "isotonic"
+    assert np.all(np.diff(calibration(np.linspace(-1, 1, 101))) >= 0)
