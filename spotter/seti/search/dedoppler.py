@@ -118,14 +118,17 @@ def path_snr(
     return snr
 
 
-def running_sums(cleaned: np.ndarray, noise: float) -> np.ndarray:
+def running_sums(cleaned: np.ndarray, noise: float, out: np.ndarray | None = None) -> np.ndarray:
     """Cleaned data in units of the width-1 noise, summed along channels per row (float64 sums, float32 out).
 
     Column `i` holds the sum of channels `0..i`; `clean.normalize` clips single pixels, which keeps the float32
     sums exact to ~1e-3 sigma even in blocks full of strong interference.
     """
     scale = 1.0 / noise if np.isfinite(noise) and noise > 0 else 0.0
-    return np.cumsum(cleaned, axis=1, dtype=np.float64).__imul__(scale).astype(np.float32)
+    out = np.empty(cleaned.shape, dtype=np.float32) if out is None else out
+    for row in range(cleaned.shape[0]):  # row by row: the float64 sums never exceed one row
+        np.multiply(np.cumsum(cleaned[row], dtype=np.float64), scale, out=out[row], casting="same_kind")
+    return out
 
 
 def _runs(values: np.ndarray) -> list[tuple[int, int]]:

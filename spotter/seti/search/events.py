@@ -195,7 +195,7 @@ def _sharpen(event: Event, geometry: CadenceGeometry, data: BlockData, files: li
 
 def _refine_on_path(event: Event, geometry: CadenceGeometry, data: BlockData) -> None:
     """Sub-trial refinement: the line near the candidate's whose ON files add up to the most SNR."""
-    shifts = np.array([-0.5, 0.0, 0.5])
+    shifts = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])  # sub-channel starts: each rounds the path differently
     steps = np.array([-0.5, -0.25, 0.0, 0.25, 0.5]) * geometry.fine_rate
     channel0 = (event.channel0 + shifts[:, None] + 0 * steps[None, :]).ravel()
     rate = (event.rate + 0 * shifts[:, None] + steps[None, :]).ravel()
