@@ -19,11 +19,12 @@ from spotter.seti.search.dedoppler import Workspace, dedoppler, path_snr, runnin
 from spotter.seti.search.events import build_events
 from spotter.seti.search.evidence import BlockData
 from spotter.seti.search.geometry import CadenceGeometry
-from spotter.seti.search.hits import Hits, find_hits
+from spotter.seti.search.hits import Hits, find_peaks, suppress
 from spotter.seti.search.reader import ChannelReader
 
 TRIALS_PER_STEP = 64  # drift trials de-Dopplered together (memory: trials x block channels x files)
 CANDIDATE_SHARE = 0.7  # of the cadence threshold an ON-path candidate needs on the trial grid
+HALO = 4  # channels each region reaches beyond what its core needs, so peaks at a core's edge are the same
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,9 @@ class Block:
 
 @dataclass
 class BlockResult:
-    """What one block found: hits per file (channel in the core), channels with a drift above the cut, events."""
+    """What one block found: per file, hit peaks in the core (before `suppress`) and channels above the cut; events."""
 
-    hits: dict[int, Hits]
+    peaks: dict[int, Hits]
     above_cut: dict[int, int]
     events: list[dict]
 
@@ -74,7 +75,7 @@ class BlockBuffers:
         self.margin = grid.max_index + 1  # the furthest a path moves inside one file
         self.step = _trials_per_step(grid.span)
         files = range(geometry.n_files)
-        self.reach = {k: geometry.reach(k) for k in files}
+        self.reach = {k: geometry.reach(k) + HALO for k in files}
         regions = {k: core + 2 * (self.reach[k] + self.pad + self.margin) for k in files}
         self.cleaned = {k: np.zeros((geometry.rows[k], regions[k]), dtype=np.float32) for k in files}
         self.sums = {k: np.zeros((geometry.rows[k], regions[k]), dtype=np.float32) for k in files}
@@ -85,7 +86,7 @@ class BlockBuffers:
         off = torch.empty((self.step, widest), device=device)  # OFF files' SNR is not kept between files
         self.snr = {k: torch.empty((self.step, widest), device=device) if geometry.on[k] else off for k in files}
         # the pooled ON tables of the cadence step reuse the boxcar buffer (the SNR of the trials is done by then)
-        self.cadence = {"bound": torch.empty((self.step, core), device=device), "pooled": self.workspace.boxed}
+        self.cadence = {"bound": torch.empty((self.step, core + 2 * HALO), device=device), "pooled": self.workspace.boxed}
         self.best = {k: torch.empty(widest, device=device) for k in files}
         self.best_index = {k: torch.empty(widest, dtype=torch.int64, device=device) for k in files}
 
@@ -137,23 +138,23 @@ def search_block(
             snr = path_snr(cumulative, grid, trials, stats[k].noise, pad, buffers.snr[k], buffers.workspace)
             _update_best(snr, trial_tensor, best[k], best_index[k], config.snr)
         on_snr = {k: buffers.snr[k][: len(trials), : widths[k]] for k in geometry.on_files}
-        found.append(on_path.search(on_snr, trials, block.core_start, block.core, reach, threshold, buffers.cadence))
+        # candidates start within HALO channels beyond the core too, so the peak test sees both neighbours
+        inner = {k: reach[k] - HALO for k in geometry.on_files}
+        found.append(on_path.search(on_snr, trials, block.core_start - HALO, block.core + 2 * HALO, inner, threshold,
+                                    buffers.cadence))  # fmt: skip
     candidates = strongest(Candidates.concat(found, len(geometry.on_files)))
     above = {k: int((best[k][reach[k] : reach[k] + block.core] >= config.snr).sum()) for k in files}
-    hits = {
-        k: find_hits(best[k].cpu().numpy(), best_index[k].cpu().numpy(), block.core_start - reach[k], config.snr, grid)
-        for k in files
-    }
+    peaks = {k: find_peaks(best[k].cpu().numpy(), best_index[k].cpu().numpy(), block.core_start - reach[k], config.snr)
+             for k in files}  # fmt: skip
+    hits = {k: suppress(peaks[k], grid) for k in files}  # for grouping into events; the file's are suppressed whole
     data = BlockData(sums, first, {k: stats[k].noise for k in files}, geometry)
     events = [
         row
         for row in build_events(candidates, hits, data, geometry, config)
         if block.core_start <= _owner(row["channel0"], block) < block.core_stop
     ]
-    core_hits = {
-        k: h.select((h.channel >= block.core_start) & (h.channel < block.core_stop)) for k, h in hits.items()
-    }
-    return BlockResult(core_hits, above, events)
+    core_peaks = {k: p.select((p.channel >= block.core_start) & (p.channel < block.core_stop)) for k, p in peaks.items()}
+    return BlockResult(core_peaks, above, events)
 
 
 def _update_best(snr: torch.Tensor, trials: torch.Tensor, best: torch.Tensor, best_index: torch.Tensor, cut: float) -> None:
