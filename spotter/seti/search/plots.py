@@ -39,6 +39,7 @@ def plot_event(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     first = headers[0]
     foff_hz = first.foff_hz
@@ -79,6 +80,9 @@ def plot_event(
         ax.text(min(x_lo, x_hi), t_lo, label, fontsize=7, ha="left", va="top", zorder=5,
                 fontweight="bold" if geometry.on[k] else "normal",
                 bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1.5})  # fmt: skip
+        # few ticks: matplotlib spends most of a figure's time laying out tick labels
+        ax.xaxis.set_major_locator(MaxNLocator(6))
+        ax.yaxis.set_major_locator(MaxNLocator(3 if not common else 8))
         if not common:
             times = np.array([t_lo, t_hi])
             ax.plot(event["drift_hz_s"] * times, times, color="#ff4040", lw=0.9, ls=(0, (2, 5)), alpha=0.9)
@@ -107,6 +111,7 @@ def plot_event(
     bar = fig.add_axes((0.89, 0.1, 0.02, 0.82))
     fig.colorbar(image, cax=bar).set_label("power / (bandpass x gain) - 1", fontsize=7)
     bar.tick_params(labelsize=7)
+    bar.yaxis.set_major_locator(MaxNLocator(5))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
