@@ -60,19 +60,27 @@ def write_cadence(folder: Path, spec: CadenceSpec) -> list[Path]:
     paths = []
     for k, start in enumerate(starts):
         frame = stg.Frame(
-            fchans=spec.fchans, tchans=spec.tchans, df=spec.df_hz * u.Hz, dt=spec.dt_s * u.s, fch1=FCH1_MHZ * u.MHz,
-            ascending=False, mjd=MJD0 + start / 86400, seed=spec.seed * 100 + k,
-        )  # fmt: skip
+            fchans=spec.fchans,
+            tchans=spec.tchans,
+            df=spec.df_hz * u.Hz,
+            dt=spec.dt_s * u.s,
+            fch1=FCH1_MHZ * u.MHz,
+            ascending=False,
+            mjd=MJD0 + start / 86400,
+            seed=spec.seed * 100 + k,
+        )
         frame.add_noise(x_mean=10, noise_type="chi2")
         for signal in spec.signals:
             if k in signal.files:
                 frame.add_signal(
-                    stg.constant_path(f_start=frequency_hz(signal.channel, spec.df_hz) + signal.drift_hz_s * start,
-                                      drift_rate=signal.drift_hz_s * u.Hz / u.s),
+                    stg.constant_path(
+                        f_start=frequency_hz(signal.channel, spec.df_hz) + signal.drift_hz_s * start,
+                        drift_rate=signal.drift_hz_s * u.Hz / u.s,
+                    ),
                     stg.constant_t_profile(level=frame.get_intensity(snr=signal.snr)),
                     stg.gaussian_f_profile(width=signal.width_channels * spec.df_hz * u.Hz),
                     stg.constant_bp_profile(level=1),
-                )  # fmt: skip
+                )
         if spec.bandpass or spec.gain_drift:
             frame.data = frame.data * _artefacts(spec, k)
         path = folder / f"obs{k}{spec.suffix}"
@@ -84,7 +92,9 @@ def write_cadence(folder: Path, spec: CadenceSpec) -> list[Path]:
     return paths
 
 
-MIDRES = CadenceSpec(fchans=1024, tchans=273, df_hz=2861.02294921875, dt_s=1.073741824, slews_s=(15.0, 25.0, 20.0, 30.0, 10.0))
+MIDRES = CadenceSpec(
+    fchans=1024, tchans=273, df_hz=2861.02294921875, dt_s=1.073741824, slews_s=(15.0, 25.0, 20.0, 30.0, 10.0)
+)
 
 
 def _artefacts(spec: CadenceSpec, k: int) -> np.ndarray:

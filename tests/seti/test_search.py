@@ -32,7 +32,9 @@ def search(paths, out: Path, **settings):
 
 def matches(events: pd.DataFrame, signal: Signal, channels: float = 3, drift: float = 0.05) -> pd.DataFrame:
     frequency = FCH1_MHZ - signal.channel * DF_HZ * 1e-6
-    near = (np.abs(events.freq_mhz - frequency) * 1e6 <= channels * DF_HZ) & (np.abs(events.drift_hz_s - signal.drift_hz_s) <= drift)
+    near = (np.abs(events.freq_mhz - frequency) * 1e6 <= channels * DF_HZ) & (
+        np.abs(events.drift_hz_s - signal.drift_hz_s) <= drift
+    )
     return events[near]
 
 
@@ -93,8 +95,15 @@ def test_drifts_unbiased_across_slews(tmp_path: Path) -> None:
 
 
 def test_streaming_gives_the_same_hits_and_events(tmp_path: Path) -> None:
-    signals = [Signal(700, 0.9, 20, ON), Signal(1900, -2.5, 18, ON), Signal(2500, 0.0, 30, ALL), Signal(3400, 0.3, 25, OFF)]
-    paths = write_cadence(tmp_path / "data", CadenceSpec(fchans=4096, signals=signals, coarse_channels=2, bandpass=True))
+    signals = [
+        Signal(700, 0.9, 20, ON),
+        Signal(1900, -2.5, 18, ON),
+        Signal(2500, 0.0, 30, ALL),
+        Signal(3400, 0.3, 25, OFF),
+    ]
+    paths = write_cadence(
+        tmp_path / "data", CadenceSpec(fchans=4096, signals=signals, coarse_channels=2, bandpass=True)
+    )
     whole = search(paths, tmp_path / "whole", coarse_channels=2, block_channels=2048)
     blocks = search(paths, tmp_path / "blocks", coarse_channels=2, block_channels=700)
     columns = ["freq_mhz", "drift_hz_s", "level", "files", "hits"]
@@ -191,7 +200,7 @@ def test_real_gbt_frame_with_injected_needle(tmp_path: Path) -> None:
             stg.constant_t_profile(level=base.get_intensity(snr=25)),
             stg.gaussian_f_profile(width=3 * base.df * u.Hz),
             stg.constant_bp_profile(level=1),
-        )  # fmt: skip
+        )
     paths = []
     for k, frame in enumerate(frames):
         frame.waterfall.header["tstart"] = base.waterfall.header["tstart"] + (frame.t_start - base.t_start) / 86400
@@ -215,8 +224,12 @@ def test_dedoppler_matches_paths_added_by_hand() -> None:
         trials = grid.indices()[3:40]
         paths = dedoppler(torch.from_numpy(data), grid, trials, margin, width).numpy()
         offsets = grid.offsets(trials, rows)
-        by_hand = np.array([[sum(data[t, margin + c + offsets[i, t]] for t in range(rows)) for c in range(width)]
-                            for i in range(len(trials))])  # fmt: skip
+        by_hand = np.array(
+            [
+                [sum(data[t, margin + c + offsets[i, t]] for t in range(rows)) for c in range(width)]
+                for i in range(len(trials))
+            ]
+        )
         assert np.allclose(paths, by_hand, atol=1e-4)
         assert np.all(np.abs(offsets[:, -1] - trials) <= 0)  # trial j ends exactly j channels away
 
@@ -316,7 +329,9 @@ def test_many_cadences_on_a_local_dask_cluster(tmp_path: Path) -> None:
     events = pd.read_csv(tmp_path / "out" / "events.csv")
     for name, needle in needles.items():
         assert len(matches(events[(events.cadence == name) & (events.level == 3)], needle)) == 1
-        assert (tmp_path / "out" / name / "event_001.png").is_file() and (tmp_path / "out" / name / "obs5.dat").is_file()
+        assert (tmp_path / "out" / name / "event_001.png").is_file() and (
+            tmp_path / "out" / name / "obs5.dat"
+        ).is_file()
     assert "2 searched" in (tmp_path / "out" / "summary.md").read_text()
     rows[1]["file3"] = "far/missing.fil"
     pd.DataFrame(rows).to_csv(listing, index=False)

@@ -86,7 +86,10 @@ class BlockBuffers:
         off = torch.empty((self.step, widest), device=device)  # OFF files' SNR is not kept between files
         self.snr = {k: torch.empty((self.step, widest), device=device) if geometry.on[k] else off for k in files}
         # the pooled ON tables of the cadence step reuse the boxcar buffer (the SNR of the trials is done by then)
-        self.cadence = {"bound": torch.empty((self.step, core + 2 * HALO), device=device), "pooled": self.workspace.boxed}
+        self.cadence = {
+            "bound": torch.empty((self.step, core + 2 * HALO), device=device),
+            "pooled": self.workspace.boxed,
+        }
         self.best = {k: torch.empty(widest, device=device) for k in files}
         self.best_index = {k: torch.empty(widest, dtype=torch.int64, device=device) for k in files}
 
@@ -116,7 +119,9 @@ def search_block(
         lo, hi = max(region_start, block.coarse_start), min(region_start + region, block.coarse_stop)
         cleaned = buffers.cleaned[k][:, :region]
         cleaned.fill(0.0)
-        cleaned[:, lo - region_start : hi - region_start] = normalize(readers[k].read(lo, hi), lo, stats[k], in_place=True)
+        cleaned[:, lo - region_start : hi - region_start] = normalize(
+            readers[k].read(lo, hi), lo, stats[k], in_place=True
+        )
         sums[k] = running_sums(cleaned, stats[k].noise[1], out=buffers.sums[k][:, :region])
         first[k] = region_start
         tensors[k] = buffers.tensors[k][:, :region]
@@ -140,12 +145,17 @@ def search_block(
         on_snr = {k: buffers.snr[k][: len(trials), : widths[k]] for k in geometry.on_files}
         # candidates start within HALO channels beyond the core too, so the peak test sees both neighbours
         inner = {k: reach[k] - HALO for k in geometry.on_files}
-        found.append(on_path.search(on_snr, trials, block.core_start - HALO, block.core + 2 * HALO, inner, threshold,
-                                    buffers.cadence))  # fmt: skip
+        found.append(
+            on_path.search(
+                on_snr, trials, block.core_start - HALO, block.core + 2 * HALO, inner, threshold, buffers.cadence
+            )
+        )
     candidates = strongest(Candidates.concat(found, len(geometry.on_files)))
     above = {k: int((best[k][reach[k] : reach[k] + block.core] >= config.snr).sum()) for k in files}
-    peaks = {k: find_peaks(best[k].cpu().numpy(), best_index[k].cpu().numpy(), block.core_start - reach[k], config.snr)
-             for k in files}  # fmt: skip
+    peaks = {
+        k: find_peaks(best[k].cpu().numpy(), best_index[k].cpu().numpy(), block.core_start - reach[k], config.snr)
+        for k in files
+    }
     hits = {k: suppress(peaks[k], grid) for k in files}  # for grouping into events; the file's are suppressed whole
     data = BlockData(sums, first, {k: stats[k].noise for k in files}, geometry)
     events = [
@@ -153,11 +163,15 @@ def search_block(
         for row in build_events(candidates, hits, data, geometry, config)
         if block.core_start <= _owner(row["channel0"], block) < block.core_stop
     ]
-    core_peaks = {k: p.select((p.channel >= block.core_start) & (p.channel < block.core_stop)) for k, p in peaks.items()}
+    core_peaks = {
+        k: p.select((p.channel >= block.core_start) & (p.channel < block.core_stop)) for k, p in peaks.items()
+    }
     return BlockResult(core_peaks, above, events)
 
 
-def _update_best(snr: torch.Tensor, trials: torch.Tensor, best: torch.Tensor, best_index: torch.Tensor, cut: float) -> None:
+def _update_best(
+    snr: torch.Tensor, trials: torch.Tensor, best: torch.Tensor, best_index: torch.Tensor, cut: float
+) -> None:
     """Keeps each channel's best SNR over trials; the trial that gave it only where it clears the cut (cheaper)."""
     value = torch.amax(snr, dim=0)
     strong = torch.nonzero((value >= cut) & (value > best)).squeeze(1)

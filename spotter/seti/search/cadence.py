@@ -33,15 +33,17 @@ class Candidates:
     on_snr: np.ndarray  # (n, ON files)
 
     @classmethod
-    def empty(cls, n_on: int) -> "Candidates":
+    def empty(cls, n_on: int) -> Candidates:
         return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, n_on)))
 
     @classmethod
-    def concat(cls, parts: list["Candidates"], n_on: int) -> "Candidates":
+    def concat(cls, parts: list[Candidates], n_on: int) -> Candidates:
         parts = [p for p in parts if len(p.channel)]
         if not parts:
             return cls.empty(n_on)
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("channel", "fine_index", "snr_sum", "on_snr")))
+        return cls(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in ("channel", "fine_index", "snr_sum", "on_snr"))
+        )
 
 
 class OnPathSearch:
@@ -159,11 +161,18 @@ def strongest(candidates: Candidates) -> Candidates:
     best = order[np.concatenate([[True], channel[1:] != channel[:-1]])]
     channel, value = candidates.channel[best], candidates.snr_sum[best]
     at = np.searchsorted(channel, channel - 1)
-    left = np.where((at < len(channel)) & (channel[np.minimum(at, len(channel) - 1)] == channel - 1),
-                    value[np.minimum(at, len(channel) - 1)], -np.inf)  # fmt: skip
+    left = np.where(
+        (at < len(channel)) & (channel[np.minimum(at, len(channel) - 1)] == channel - 1),
+        value[np.minimum(at, len(channel) - 1)],
+        -np.inf,
+    )
     at = np.searchsorted(channel, channel + 1)
-    right = np.where((at < len(channel)) & (channel[np.minimum(at, len(channel) - 1)] == channel + 1),
-                     value[np.minimum(at, len(channel) - 1)], -np.inf)  # fmt: skip
+    right = np.where(
+        (at < len(channel)) & (channel[np.minimum(at, len(channel) - 1)] == channel + 1),
+        value[np.minimum(at, len(channel) - 1)],
+        -np.inf,
+    )
     keep = best[(value >= left) & (value > right)]
-    return Candidates(candidates.channel[keep], candidates.fine_index[keep], candidates.snr_sum[keep],
-                      candidates.on_snr[keep])  # fmt: skip
+    return Candidates(
+        candidates.channel[keep], candidates.fine_index[keep], candidates.snr_sum[keep], candidates.on_snr[keep]
+    )

@@ -141,7 +141,9 @@ def _noise_by_width(spectrum: np.ndarray, widths: list[int]) -> dict[int, float]
     if not np.isfinite(measured[0]):
         return {w: float("inf") for w in widths}
     excess = np.log(measured / (measured[0] * np.sqrt(measured_at)))
-    return {w: float(measured[0] * np.sqrt(w) * np.exp(np.interp(np.log(w), np.log(measured_at), excess))) for w in widths}
+    return {
+        w: float(measured[0] * np.sqrt(w) * np.exp(np.interp(np.log(w), np.log(measured_at), excess))) for w in widths
+    }
 
 
 def _robust_std_of_boxcar(spectrum: np.ndarray, width: int) -> float:

@@ -11,9 +11,19 @@ from spotter.seti.search.hits import Hits
 RULE = "# --------------------------\n"
 BANNER = "# -------------------------- o --------------------------\n"
 COLUMNS = [
-    "Top_Hit_#", "Drift_Rate", "SNR", "Uncorrected_Frequency", "Corrected_Frequency", "Index", "freq_start",
-    "freq_end", "SEFD", "SEFD_freq", "Coarse_Channel_Number", "Full_number_of_hits",
-]  # fmt: skip
+    "Top_Hit_#",
+    "Drift_Rate",
+    "SNR",
+    "Uncorrected_Frequency",
+    "Corrected_Frequency",
+    "Index",
+    "freq_start",
+    "freq_end",
+    "SEFD",
+    "SEFD_freq",
+    "Coarse_Channel_Number",
+    "Full_number_of_hits",
+]
 
 
 def dat_text(
@@ -42,8 +52,10 @@ def dat_text(
         BANNER,
         f"# Source:{header.source}\n",
         f"# MJD: {header.tstart_mjd:18.12f}\tRA: {header.ra}\tDEC: {header.dec}\n",
-        f"# DELTAT: {header.tsamp_s:10.6f}\tDELTAF(Hz): {header.foff_hz:10.6f}\tmax_drift_rate: {max_drift_hz_s:10.6f}"
-        f"\tobs_length: {header.duration_s:10.6f}\n",
+        (
+            f"# DELTAT: {header.tsamp_s:10.6f}\tDELTAF(Hz): {header.foff_hz:10.6f}\t"
+            f"max_drift_rate: {max_drift_hz_s:10.6f}\tobs_length: {header.duration_s:10.6f}\n"
+        ),
         RULE,
         "# " + "".join(f"{name} \t" for name in COLUMNS) + "\n",
         RULE,

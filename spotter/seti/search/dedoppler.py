@@ -42,7 +42,9 @@ def dedoppler(
         raise ValueError("drift trial indices must be consecutive")
     offsets = grid.offsets(indices, rows)
     if start + offsets.min() < 0 or start + width + offsets.max() > columns:
-        raise ValueError(f"paths leave the data: start {start}, width {width}, offsets {offsets.min()}..{offsets.max()}")
+        raise ValueError(
+            f"paths leave the data: start {start}, width {width}, offsets {offsets.min()}..{offsets.max()}"
+        )
     data = data.contiguous()
     if out is None:
         out = torch.empty((len(indices), width), dtype=data.dtype, device=data.device)
@@ -56,8 +58,10 @@ def dedoppler(
         if terms is None:
             sources = [(data, t, start + int(offsets[residue, t]), t) for t in range(rows)]
         else:
-            sources = [(table, row0 + int(rows_of[residue]), column0 + int(columns_of[residue]), step)
-                       for table, row0, rows_of, column0, columns_of, step in terms]  # fmt: skip
+            sources = [
+                (table, row0 + int(rows_of[residue]), column0 + int(columns_of[residue]), step)
+                for table, row0, rows_of, column0, columns_of, step in terms
+            ]
         for n, (table, row, column, step) in enumerate(sources):
             line = table[row]
             row_step = table.stride(0) if table.dim() == 2 and table is not data else 0
@@ -89,8 +93,11 @@ def _pair_terms(data: torch.Tensor, offsets: np.ndarray, start: int, width: int,
         for d in range(d_min, d_max + 1):
             # corners no path reads may lie outside the data: left at zero
             lo, hi = max(0, -(x_min + d)), min(length, columns - x_min, columns - x_min - d)
-            torch.add(data[2 * p, x_min + lo : x_min + hi], data[2 * p + 1, x_min + d + lo : x_min + d + hi],
-                      out=table[d - d_min, lo:hi])  # fmt: skip
+            torch.add(
+                data[2 * p, x_min + lo : x_min + hi],
+                data[2 * p + 1, x_min + d + lo : x_min + d + hi],
+                out=table[d - d_min, lo:hi],
+            )
         terms.append((table, -d_min, shift, -x_min + start, first, 2 * p))
     if rows % 2:
         t = rows - 1

@@ -27,6 +27,7 @@ from spotter.seti.search.cadence import Candidates
 from spotter.seti.search.config import SearchConfig
 from spotter.seti.search.evidence import BlockData
 from spotter.seti.search.geometry import CadenceGeometry
+from spotter.seti.search.header import FileHeader
 from spotter.seti.search.hits import Hits
 
 LINE_TOLERANCE = 1.5  # channels: a line explains a path if it stays this close (beyond the boxcars)
@@ -36,9 +37,21 @@ ON_SHARE = 0.5  # ... and at least this fraction of the ON files' mean SNR
 NARROW_SHARE = 0.7  # width 1 beside a boxcar: a smeared signal gives ~1/sqrt(width), a narrow one more
 
 EVENT_COLUMNS = [
-    "freq_mhz", "drift_hz_s", "snr", "level", "files", "snr_on", "snr_off", "max_off_snr", "snr_per_file", "hits",
-    "found_by", "channel", "coarse_channel", "boxcar",
-]  # fmt: skip
+    "freq_mhz",
+    "drift_hz_s",
+    "snr",
+    "level",
+    "files",
+    "snr_on",
+    "snr_off",
+    "max_off_snr",
+    "snr_per_file",
+    "hits",
+    "found_by",
+    "channel",
+    "coarse_channel",
+    "boxcar",
+]
 
 
 @dataclass
@@ -49,7 +62,7 @@ class Event:
     rate: float  # channels per second
     rate_error: float  # half-width of the rate's uncertainty, channels per second
     anchor_s: float  # time where the line's position is best known
-    seed: str  # "cadence" or "hits"
+    seed: str  # what found it: "cadence" (an ON-path candidate) or "hits"
     strength: float
     hit_files: dict[int, list[float]] = field(default_factory=dict)  # file -> SNRs of its hits on this line
     hit_points: list[tuple[float, float]] = field(default_factory=list)  # (time s, channel) of hit ends
@@ -216,8 +229,10 @@ def _sharpen(event: Event, geometry: CadenceGeometry, data: BlockData, files: li
         return
     shifts = np.arange(-box, box + 1, dtype=np.float64)
     rates = np.full(len(shifts), event.rate)
-    narrow = sum(data.snr(k, event.channel0 + shifts + event.rate * geometry.starts_s[k], rates, np.ones(len(shifts)))
-                 for k in files)  # fmt: skip
+    narrow = sum(
+        data.snr(k, event.channel0 + shifts + event.rate * geometry.starts_s[k], rates, np.ones(len(shifts)))
+        for k in files
+    )
     wide = sum(data.line_snr(k, np.array([event.channel0]), np.array([event.rate]))[0][0] for k in files)
     if narrow.max() < NARROW_SHARE * wide:
         return
@@ -276,15 +291,14 @@ def measure(event: Event, data: BlockData, geometry: CadenceGeometry, config: Se
     else:
         level = 3 if on_seen.all() else 2
     hit_snr = max((max(v) for v in event.hit_files.values()), default=-np.inf)
-    found_by = {"cadence": "cadence", "hits": "hits"}[event.seed]
-    if event.seed == "cadence" and event.hit_files:
-        found_by = "cadence+hits"
+    found_by = event.seed + ("+hits" if event.seed == "cadence" and event.hit_files else "")
     max_off = float(off_near[off].max()) if off else float("nan")
     boxcar = int(width[on][np.argmax(snr[on])]) if on else 1
     return {
         "channel0": event.channel0,
         "rate": event.rate,
         "rate_error": event.rate_error,
+        "anchor_s": event.anchor_s,
         "snr": float(max(snr_on, snr.max(), hit_snr)),
         "level": level,
         "files": ";".join(str(k) for k in np.flatnonzero(seen)),
@@ -304,7 +318,6 @@ def deduplicate(rows: list[dict], geometry: CadenceGeometry) -> list[dict]:
     """Drops events a stronger one accounts for (`_explains`); blocks meet at their edges, and see both sides."""
     order = sorted(range(len(rows)), key=lambda n: -rows[n]["snr"])
     reach = 2 * geometry.max_rate * (geometry.starts_s[-1] + geometry.file_span_s(geometry.n_files - 1)) + 10
-    anchor = float(np.mean(geometry.starts_s))
     kept: list[int] = []
     kept_channels: list[float] = []
     kept_at: list[int] = []
@@ -315,10 +328,15 @@ def deduplicate(rows: list[dict], geometry: CadenceGeometry) -> list[dict]:
         snr = dict(enumerate(row["snr_files"]))
         stronger = (rows[kept_at[i]] for i in range(lo, hi))
         if any(
-            _explains(Event(o["channel0"], o["rate"], o["rate_error"], anchor, "cadence", 0.0), row["channel0"],
-                      row["rate"], snr, geometry)
+            _explains(
+                Event(o["channel0"], o["rate"], o["rate_error"], o["anchor_s"], o["found_by"], o["snr"]),
+                row["channel0"],
+                row["rate"],
+                snr,
+                geometry,
+            )
             for o in stronger
-        ):  # fmt: skip
+        ):
             continue
         kept.append(n)
         at = bisect.bisect_left(kept_channels, row["channel0"])
@@ -327,11 +345,11 @@ def deduplicate(rows: list[dict], geometry: CadenceGeometry) -> list[dict]:
     return [rows[n] for n in sorted(kept, key=lambda n: (-rows[n]["level"], -rows[n]["snr"]))]
 
 
-def events_table(rows: list[dict], headers, geometry: CadenceGeometry, coarse_width: int) -> pd.DataFrame:
-    """The events CSV: one row per signal, best first (level, then SNR)."""
+def events_table(rows: list[dict], headers: list[FileHeader], geometry: CadenceGeometry) -> pd.DataFrame:
+    """The events CSV's columns for `rows` (measured events with their coarse channel), in the given order."""
     first = headers[0]
     records = []
-    for row in sorted(rows, key=lambda r: (-r["level"], -r["snr"])):
+    for row in rows:
         records.append(
             {
                 "freq_mhz": first.frequency_mhz(row["channel0"]),
@@ -340,7 +358,7 @@ def events_table(rows: list[dict], headers, geometry: CadenceGeometry, coarse_wi
                 "hits": row["hits"],
                 "found_by": row["found_by"],
                 "channel": int(np.floor(row["channel0"] + 0.5)),
-                "coarse_channel": int(np.floor(row["channel0"] + 0.5)) // coarse_width,
+                "coarse_channel": row["coarse"],
                 "boxcar": row["boxcar"],
             }
         )

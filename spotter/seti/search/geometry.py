@@ -34,10 +34,10 @@ class DriftGrid:
     foff_hz: float
 
     @classmethod
-    def create(cls, rows: int, tsamp_s: float, foff_hz: float, max_drift_hz_s: float) -> "DriftGrid":
+    def create(cls, rows: int, tsamp_s: float, foff_hz: float, max_drift_hz_s: float) -> DriftGrid:
         span = rows - 1
         resolution = abs(foff_hz) / (span * tsamp_s)
-        return cls(span, int(math.floor(max_drift_hz_s / resolution + 1e-9)), tsamp_s, foff_hz)
+        return cls(span, math.floor(max_drift_hz_s / resolution + 1e-9), tsamp_s, foff_hz)
 
     @property
     def step_rate(self) -> float:
@@ -88,7 +88,7 @@ class CadenceGeometry:
     max_rate: float  # channels per second of the largest drift searched
 
     @classmethod
-    def create(cls, headers: list[FileHeader], on: tuple[bool, ...], max_drift_hz_s: float) -> "CadenceGeometry":
+    def create(cls, headers: list[FileHeader], on: tuple[bool, ...], max_drift_hz_s: float) -> CadenceGeometry:
         first = headers[0]
         starts = np.array([(h.tstart_mjd - first.tstart_mjd) * SECONDS_PER_DAY for h in headers])
         rows = tuple(h.n_rows for h in headers)
@@ -97,7 +97,7 @@ class CadenceGeometry:
         fine_rate = 1.0 / max(span_s, grid.span * grid.tsamp_s)
         # the cadence reaches max_drift even where one file's step is coarser (mid-resolution data: 9.8 Hz/s)
         max_rate = max_drift_hz_s / abs(grid.foff_hz)
-        fine_max = int(math.floor(max_rate / fine_rate + 1e-9))
+        fine_max = math.floor(max_rate / fine_rate + 1e-9)
         return cls(starts, rows, tuple(on), grid, fine_rate, fine_max, max(max_rate, grid.max_rate))
 
     @property
@@ -126,7 +126,7 @@ class CadenceGeometry:
 
     def reach(self, k: int) -> int:
         """The most channels any path within the drift range moves by file k's start."""
-        return int(math.ceil(self.max_rate * self.starts_s[k])) + 1
+        return math.ceil(self.max_rate * self.starts_s[k]) + 1
 
     def row_times(self, k: int) -> np.ndarray:
         """Start time of each row of file k, in seconds since the first file's start."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from dataclasses import dataclass
@@ -111,7 +112,9 @@ def _check_values(header: FileHeader) -> None:
     if not header.tsamp_s > 0:
         raise SpotterError(f"header has tsamp={header.tsamp_s} s; expected a positive sample time", where)
     if header.nbits not in SUPPORTED_BITS:
-        raise SpotterError(f"has {header.nbits}-bit samples; the search reads {'/'.join(map(str, SUPPORTED_BITS))}-bit", where)
+        raise SpotterError(
+            f"has {header.nbits}-bit samples; the search reads {'/'.join(map(str, SUPPORTED_BITS))}-bit", where
+        )
     if header.n_rows < 2:
         raise SpotterError(f"has {header.n_rows} time row(s); a drift search needs at least 2", where)
 
@@ -168,9 +171,10 @@ def check_cadence(headers: list[FileHeader]) -> None:
     for header in headers[1:]:
         if header.nchans != first.nchans:
             raise SpotterError(f"has {header.nchans} channels, {first.path.name} has {first.nchans}", header.path)
-        if not math.isclose(header.foff_mhz, first.foff_mhz, rel_tol=1e-6) or abs(header.fch1_mhz - first.fch1_mhz) > abs(
-            first.foff_mhz
-        ) / 2:
+        if (
+            not math.isclose(header.foff_mhz, first.foff_mhz, rel_tol=1e-6)
+            or abs(header.fch1_mhz - first.fch1_mhz) > abs(first.foff_mhz) / 2
+        ):
             raise SpotterError(
                 f"band differs from {first.path.name} (fch1 {header.fch1_mhz} vs {first.fch1_mhz} MHz, "
                 f"foff {header.foff_mhz} vs {first.foff_mhz} MHz)",
@@ -180,7 +184,7 @@ def check_cadence(headers: list[FileHeader]) -> None:
             raise SpotterError(
                 f"sample time {header.tsamp_s} s differs from {first.path.name}'s {first.tsamp_s} s", header.path
             )
-    for before, after in zip(headers, headers[1:]):
+    for before, after in itertools.pairwise(headers):
         gap_s = (after.tstart_mjd - before.tstart_mjd) * SECONDS_PER_DAY - before.duration_s
         if after.tstart_mjd <= before.tstart_mjd:
             raise SpotterError(
@@ -220,5 +224,5 @@ def fine_per_coarse(header: FileHeader, coarse_channels: int | None = None) -> i
     if header.telescope_id == 6:
         per_coarse = GBT_COARSE_BANDWIDTH_MHZ / abs(header.foff_mhz)
         if abs(per_coarse - round(per_coarse)) < 1e-6 and header.nchans % round(per_coarse) == 0:
-            return int(round(per_coarse))
+            return round(per_coarse)
     return header.nchans

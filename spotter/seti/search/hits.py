@@ -27,17 +27,17 @@ class Hits:
     snr: np.ndarray
 
     @classmethod
-    def empty(cls) -> "Hits":
+    def empty(cls) -> Hits:
         return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
 
     def __len__(self) -> int:
         return len(self.channel)
 
-    def select(self, keep: np.ndarray) -> "Hits":
+    def select(self, keep: np.ndarray) -> Hits:
         return Hits(self.channel[keep], self.drift_index[keep], self.snr[keep])
 
     @classmethod
-    def concat(cls, parts: list["Hits"]) -> "Hits":
+    def concat(cls, parts: list[Hits]) -> Hits:
         if not parts:
             return cls.empty()
         return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("channel", "drift_index", "snr")))
@@ -55,8 +55,9 @@ def find_peaks(best_snr: np.ndarray, best_index: np.ndarray, first_channel: int,
     left = np.concatenate([[-np.inf], best_snr[:-1]])
     right = np.concatenate([best_snr[1:], [-np.inf]])
     peaks = np.flatnonzero((best_snr >= threshold) & (best_snr >= left) & (best_snr > right))
-    return Hits(peaks.astype(np.int64) + first_channel, best_index[peaks].astype(np.int64),
-                best_snr[peaks].astype(np.float64))  # fmt: skip
+    return Hits(
+        peaks.astype(np.int64) + first_channel, best_index[peaks].astype(np.int64), best_snr[peaks].astype(np.float64)
+    )
 
 
 def suppress(peaks: Hits, grid: DriftGrid) -> Hits:
@@ -90,7 +91,9 @@ def suppress(peaks: Hits, grid: DriftGrid) -> Hits:
     return peaks.select(np.sort(order[np.array(kept, dtype=np.int64)]))
 
 
-def find_hits(best_snr: np.ndarray, best_index: np.ndarray, first_channel: int, threshold: float, grid: DriftGrid) -> Hits:
+def find_hits(
+    best_snr: np.ndarray, best_index: np.ndarray, first_channel: int, threshold: float, grid: DriftGrid
+) -> Hits:
     """`suppress(find_peaks(...))`: the hits of one stretch of channels."""
     return suppress(find_peaks(best_snr, best_index, first_channel, threshold), grid)
 

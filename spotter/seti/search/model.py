@@ -48,9 +48,7 @@ def check_model_resolution(headers: list[FileHeader], on: tuple[bool, ...]) -> N
             )
 
 
-def snippet(
-    event: dict, readers: list, stats: list[CoarseStats], geometry: CadenceGeometry
-) -> np.ndarray:
+def snippet(event: dict, readers: list, stats: list[CoarseStats], geometry: CadenceGeometry) -> np.ndarray:
     """The (6, 273, 256) float16 Kaggle-shaped snippet around an event's path, each panel standardized.
 
     The 256-channel window is centred on the event's mean channel over the cadence and kept inside its coarse

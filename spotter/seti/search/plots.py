@@ -45,15 +45,17 @@ def plot_event(
     foff_hz = first.foff_hz
     channel0, rate = float(event["channel0"]), float(event["rate"])
     margin = MARGIN + int(np.ceil(abs(rate) * geometry.grid.tsamp_s))
-    ends = [(channel0 + rate * geometry.starts_s[k], channel0 + rate * (geometry.starts_s[k] + geometry.file_span_s(k)))
-            for k in range(geometry.n_files)]  # fmt: skip
+    ends = [
+        (channel0 + rate * geometry.starts_s[k], channel0 + rate * (geometry.starts_s[k] + geometry.file_span_s(k)))
+        for k in range(geometry.n_files)
+    ]
     lowest, highest = min(min(e) for e in ends), max(max(e) for e in ends)
     common = highest - lowest + 2 * margin <= COMMON_WINDOW_MAX
     if common:
         windows = [(int(np.floor(lowest)) - margin, int(np.ceil(highest)) + margin + 1)] * geometry.n_files
     else:
         half = int(np.ceil(max(abs(b - a) for a, b in ends) / 2)) + margin
-        windows = [(int(round((a + b) / 2)) - half, int(round((a + b) / 2)) + half + 1) for a, b in ends]
+        windows = [(round((a + b) / 2) - half, round((a + b) / 2) + half + 1) for a, b in ends]
     panels = [read_clean(readers[k], stats[k], lo, hi) for k, (lo, hi) in enumerate(windows)]
     values = np.concatenate([p.ravel() for p in panels])
     # dark below the median, bright from the top half percent: faint needles (2-3 sigma per pixel) stand out
@@ -62,24 +64,47 @@ def plot_event(
     extents = []
     for k, (lo, hi) in enumerate(windows):
         t_lo = geometry.starts_s[k]
-        extents.append(((lo - 0.5 - channel0) * foff_hz, (hi - 0.5 - channel0) * foff_hz,
-                        t_lo + geometry.rows[k] * geometry.grid.tsamp_s, t_lo))  # fmt: skip
+        extents.append(
+            (
+                (lo - 0.5 - channel0) * foff_hz,
+                (hi - 0.5 - channel0) * foff_hz,
+                t_lo + geometry.rows[k] * geometry.grid.tsamp_s,
+                t_lo,
+            )
+        )
     if common:  # one axes: the panels at their true times, the line straight through all of them
         fig, ax = plt.subplots(figsize=(8, 1.0 * geometry.n_files + 1.6))
         axes = [ax] * geometry.n_files
     else:
-        fig, grid = plt.subplots(geometry.n_files, 1, figsize=(8, 1.3 * geometry.n_files + 1.4), squeeze=False,
-                                 gridspec_kw={"hspace": 0.6})  # fmt: skip
+        fig, grid = plt.subplots(
+            geometry.n_files, 1, figsize=(8, 1.3 * geometry.n_files + 1.4), squeeze=False, gridspec_kw={"hspace": 0.6}
+        )
         axes = list(grid[:, 0])
     image = None
     for k, ax in enumerate(axes):
         x_lo, x_hi, t_hi, t_lo = extents[k]
-        image = ax.imshow(panels[k], aspect="auto", interpolation="nearest", cmap="viridis", vmin=vmin, vmax=vmax,
-                          extent=extents[k], origin="upper")  # fmt: skip
+        image = ax.imshow(
+            panels[k],
+            aspect="auto",
+            interpolation="nearest",
+            cmap="viridis",
+            vmin=vmin,
+            vmax=vmax,
+            extent=extents[k],
+            origin="upper",
+        )
         label = f"{'ON' if geometry.on[k] else 'OFF'}  {k}: {headers[k].path.name[:32]}"
-        ax.text(min(x_lo, x_hi), t_lo, label, fontsize=7, ha="left", va="top", zorder=5,
-                fontweight="bold" if geometry.on[k] else "normal",
-                bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1.5})  # fmt: skip
+        ax.text(
+            min(x_lo, x_hi),
+            t_lo,
+            label,
+            fontsize=7,
+            ha="left",
+            va="top",
+            zorder=5,
+            fontweight="bold" if geometry.on[k] else "normal",
+            bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1.5},
+        )
         # few ticks: matplotlib spends most of a figure's time laying out tick labels
         ax.xaxis.set_major_locator(MaxNLocator(6))
         ax.yaxis.set_major_locator(MaxNLocator(3 if not common else 8))

@@ -30,7 +30,9 @@ class ChannelReader:
         """
         header = self.header
         if not 0 <= start < stop <= header.nchans:
-            raise SpotterError(f"channel range {start}..{stop} is outside the file's {header.nchans} channels", header.path)
+            raise SpotterError(
+                f"channel range {start}..{stop} is outside the file's {header.nchans} channels", header.path
+            )
         # blimpy selects by frequency and rounds back to channels; the band edges of `start` and `stop` map exactly
         low, high = sorted((header.frequency_mhz(start), header.frequency_mhz(stop)))
         try:
@@ -39,7 +41,9 @@ class ChannelReader:
             data = np.asarray(waterfall.data)
             waterfall.data = waterfall.container.data = None  # blimpy would keep the block alive until the next read
         except Exception as err:  # blimpy/h5py raise many kinds on damaged files
-            raise SpotterError(f"cannot read channels {start}..{stop} ({type(err).__name__}: {err})", header.path) from None
+            raise SpotterError(
+                f"cannot read channels {start}..{stop} ({type(err).__name__}: {err})", header.path
+            ) from None
         if data.ndim != 3 or data.shape[0] != header.n_rows or data.shape[2] != stop - start:
             raise SpotterError(
                 f"reading channels {start}..{stop} gave an array of shape {data.shape}, expected "

@@ -72,9 +72,9 @@ def pick_device(choice: str) -> torch.device:
 def search_cadence(
     paths: list[str | Path],
     out: str | Path,
-    config: SearchConfig = SearchConfig(),
+    config: SearchConfig | None = None,
     run: str | Path | None = None,
-    reporter: Reporter = NullReporter(),
+    reporter: Reporter | None = None,
 ) -> CadenceResult:
     """Searches one cadence and writes events.csv, a `.dat` per file, PNGs of the top events and summary.md.
 
@@ -89,6 +89,7 @@ def search_cadence(
         SpotterError: If a setting, header, file or the output folder is unusable (checked before the search).
     """
     started, cpu_started = time.perf_counter(), time.process_time()
+    config, reporter = config or SearchConfig(), reporter or NullReporter()
     config.check()
     if config.rank_by == "model_score" and run is None:
         raise SpotterError("--rank-by model_score needs --run RUN")
@@ -126,7 +127,7 @@ def search_cadence(
             row["coarse"] = block.coarse
         rows.extend(result.events)
     rows = deduplicate(rows, geometry)
-    table = events_table(rows, headers, geometry, coarse_width)
+    table = events_table(rows, headers, geometry)  # best first: level, then SNR (`deduplicate`'s order)
     notes = _notes(headers, coarse_width, config)
     if run is not None:
         scorer = model.load_scorer(str(run))
@@ -152,9 +153,15 @@ def search_cadence(
         table["png"] = png_column
         write_csv(staging / "events.csv", table)
         result = CadenceResult(
-            out, table, [len(h) for h in all_hits], pngs, time.perf_counter() - started,
-            time.process_time() - cpu_started, str(device), notes,
-        )  # fmt: skip
+            out,
+            table,
+            [len(h) for h in all_hits],
+            pngs,
+            time.perf_counter() - started,
+            time.process_time() - cpu_started,
+            str(device),
+            notes,
+        )
         write_text(staging / "summary.md", cadence_summary(result, headers, geometry, coarse_width, config, run))
     return result
 
@@ -199,11 +206,11 @@ def read_cadence_list(path: str | Path) -> list[Cadence]:
 def search_many(
     list_path: str | Path,
     out: str | Path,
-    config: SearchConfig = SearchConfig(),
+    config: SearchConfig | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
     run: str | Path | None = None,
-    reporter: Reporter = NullReporter(),
+    reporter: Reporter | None = None,
 ) -> pd.DataFrame:
     """Searches every cadence of a list in parallel with Dask, each into OUT/<name>/.
 
@@ -219,6 +226,7 @@ def search_many(
     """
     from dask.distributed import Client, LocalCluster, as_completed
 
+    config, reporter = config or SearchConfig(), reporter or NullReporter()
     config.check()
     cadences = read_cadence_list(list_path)
     for n, cadence in enumerate(cadences, start=2):
@@ -244,10 +252,16 @@ def search_many(
             client = Client(cluster)
         try:
             futures = [
-                client.submit(_search_one, c, str(staging / c.name), replace(config, pattern=c.pattern or config.pattern),
-                              None if run is None else str(run), key=f"spotter-search-{c.name}-{n}")
+                client.submit(
+                    _search_one,
+                    c,
+                    str(staging / c.name),
+                    replace(config, pattern=c.pattern or config.pattern),
+                    None if run is None else str(run),
+                    key=f"spotter-search-{c.name}-{n}",
+                )
                 for n, c in enumerate(cadences)
-            ]  # fmt: skip
+            ]
             for future in reporter.track(as_completed(futures), len(futures), "cadences"):
                 records.append(future.result())
         finally:
@@ -275,7 +289,20 @@ def _search_one(cadence: Cadence, out: str, config: SearchConfig, run: str | Non
     try:
         result = search_cadence(list(cadence.files), out, config, run)
     except SpotterError as err:
-        return {**record, "status": "error", "error": str(err), "level_3": 0, "level_2": 0, "level_1": 0,
-                "seconds": 0.0}  # fmt: skip
+        return {
+            **record,
+            "status": "error",
+            "error": str(err),
+            "level_3": 0,
+            "level_2": 0,
+            "level_1": 0,
+            "seconds": 0.0,
+        }
     levels = result.by_level()
-    return {**record, "level_3": levels[3], "level_2": levels[2], "level_1": levels[1], "seconds": round(result.seconds, 2)}
+    return {
+        **record,
+        "level_3": levels[3],
+        "level_2": levels[2],
+        "level_1": levels[1],
+        "seconds": round(result.seconds, 2),
+    }

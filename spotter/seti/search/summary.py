@@ -11,8 +11,9 @@ from spotter.seti.search.header import FileHeader
 TOP_ROWS = 10
 
 
-def cadence_summary(result, headers: list[FileHeader], geometry: CadenceGeometry, coarse_width: int,
-                    config: SearchConfig, run) -> str:  # fmt: skip
+def cadence_summary(
+    result, headers: list[FileHeader], geometry: CadenceGeometry, coarse_width: int, config: SearchConfig, run
+) -> str:
     """summary.md of one cadence (`result` is a `CadenceResult`)."""
     grid = geometry.grid
     first = headers[0]
@@ -21,9 +22,11 @@ def cadence_summary(result, headers: list[FileHeader], geometry: CadenceGeometry
     lines = [
         "# spotter seti search",
         "",
-        f"{len(headers)} files, pattern {config.pattern.upper()} (ON: {', '.join(map(str, geometry.on_files))}); "
-        f"{first.nchans} channels of {abs(first.foff_hz):.4f} Hz from {first.fch1_mhz:.6f} MHz "
-        f"({n_coarse} coarse channel(s) of {coarse_width}); rows of {first.tsamp_s:.4f} s.",
+        (
+            f"{len(headers)} files, pattern {config.pattern.upper()} (ON: {', '.join(map(str, geometry.on_files))}); "
+            f"{first.nchans} channels of {abs(first.foff_hz):.4f} Hz from {first.fch1_mhz:.6f} MHz "
+            f"({n_coarse} coarse channel(s) of {coarse_width}); rows of {first.tsamp_s:.4f} s."
+        ),
         "",
         "| # | file | ON/OFF | tstart (MJD) | starts at (s) | rows | hits |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -35,12 +38,15 @@ def cadence_summary(result, headers: list[FileHeader], geometry: CadenceGeometry
         )
     lines += [
         "",
-        f"Search: hits need SNR >= {config.snr:g} in their file; level 3 also counts when the ON files add up to "
-        f"SNR >= {config.cadence_threshold:g} along one straight path, each carrying its share; an OFF file with "
-        f"SNR >= {config.off_snr:g} on or near the path vetoes levels 2 and 3. |drift| <= {config.max_drift:g} Hz/s in "
-        f"steps of {grid.resolution_hz_s:.5f} Hz/s per file and {geometry.fine_rate * abs(grid.foff_hz):.5f} Hz/s "
-        f"along the cadence; boxcars up to {int(grid.widths([grid.max_index])[0])} channels for smeared signals. "
-        f"Device {result.device}; {result.seconds:.1f} s wall, {result.cpu_seconds:.1f} s CPU.",
+        (
+            f"Search: hits need SNR >= {config.snr:g} in their file; level 3 also counts when the ON files add up "
+            f"to SNR >= {config.cadence_threshold:g} along one straight path, each carrying its share; an OFF file "
+            f"with SNR >= {config.off_snr:g} on or near the path vetoes levels 2 and 3. |drift| <= "
+            f"{config.max_drift:g} Hz/s in steps of {grid.resolution_hz_s:.5f} Hz/s per file and "
+            f"{geometry.fine_rate * abs(grid.foff_hz):.5f} Hz/s along the cadence; boxcars up to "
+            f"{int(grid.widths([grid.max_index])[0])} channels for smeared signals. Device {result.device}; "
+            f"{result.seconds:.1f} s wall, {result.cpu_seconds:.1f} s CPU."
+        ),
         "",
         f"**{len(result.events)} events**: {levels[3]} at level 3, {levels[2]} at level 2, {levels[1]} at level 1"
         + (f"; scored by the model in `{run}`" if run is not None else "")
@@ -49,8 +55,11 @@ def cadence_summary(result, headers: list[FileHeader], geometry: CadenceGeometry
     ]
     lines += [f"Note: {note}." for note in result.notes] + ([""] if result.notes else [])
     if len(result.events):
-        shown = [c for c in ("rank", "freq_mhz", "drift_hz_s", "snr", "level", "files", "model_score", "png")
-                 if c in result.events.columns]  # fmt: skip
+        shown = [
+            c
+            for c in ("rank", "freq_mhz", "drift_hz_s", "snr", "level", "files", "model_score", "png")
+            if c in result.events.columns
+        ]
         lines += [_markdown_table(result.events.head(TOP_ROWS)[shown]), ""]
     lines += [
         "Files: `events.csv` (one row per signal, best first), "
@@ -69,15 +78,26 @@ def many_summary(table: pd.DataFrame, events: pd.DataFrame, config: SearchConfig
     lines = [
         "# spotter seti search (many cadences)",
         "",
-        f"{len(table)} cadences on Dask ({'cluster ' + scheduler if scheduler else 'local processes'}); "
-        f"{len(table) - len(failed)} searched, {len(failed)} failed. SNR >= {config.snr:g}, |drift| <= "
-        f"{config.max_drift:g} Hz/s.",
+        (
+            f"{len(table)} cadences on Dask ({'cluster ' + scheduler if scheduler else 'local processes'}); "
+            f"{len(table) - len(failed)} searched, {len(failed)} failed. SNR >= {config.snr:g}, |drift| <= "
+            f"{config.max_drift:g} Hz/s."
+        ),
         "",
-        f"**{len(events)} events**, {int((events.get('level', pd.Series(dtype=int)) == 3).sum())} at level 3 "
-        "(all in `events.csv` with a `cadence` column; each cadence's own outputs in its folder).",
+        (
+            f"**{len(events)} events**, {int((events.get('level', pd.Series(dtype=int)) == 3).sum())} at level 3 "
+            "(all in `events.csv` with a `cadence` column; each cadence's own outputs in its folder)."
+        ),
         "",
-        _markdown_table(table[[c for c in ("name", "status", "level_3", "level_2", "level_1", "seconds", "error")
-                               if c in table.columns]]),  # fmt: skip
+        _markdown_table(
+            table[
+                [
+                    c
+                    for c in ("name", "status", "level_3", "level_2", "level_1", "seconds", "error")
+                    if c in table.columns
+                ]
+            ]
+        ),
         "",
     ]
     return "\n".join(lines)
