@@ -23,7 +23,7 @@ from spotter.seti.search.config import SearchConfig
 from spotter.seti.search.datfile import dat_text
 from spotter.seti.search.events import deduplicate, events_table
 from spotter.seti.search.geometry import CadenceGeometry
-from spotter.seti.search.header import check_cadence, fine_per_coarse, parse_pattern, read_header
+from spotter.seti.search.header import FileHeader, check_cadence, fine_per_coarse, parse_pattern, read_header
 from spotter.seti.search.hits import Hits, suppress
 from spotter.seti.search.plots import plot_event
 from spotter.seti.search.reader import ChannelReader
@@ -90,6 +90,56 @@ def search_cadence(
     """
     started, cpu_started = time.perf_counter(), time.process_time()
     config, reporter = config or SearchConfig(), reporter or NullReporter()
+    headers, on, coarse_width = _check_inputs(paths, out, config, run)
+    device = pick_device(config.device)
+    geometry = CadenceGeometry.create(headers, on, config.max_drift)
+    readers = [ChannelReader(h) for h in headers]
+    for reader in readers:  # a damaged file fails here, before the slow part
+        reader.read(headers[0].nchans - 1, headers[0].nchans)
+    found = _search(readers, geometry, coarse_width, config, device, reporter)
+    table = events_table(found.rows, headers, geometry)  # best first: level, then SNR (`deduplicate`'s order)
+    rows = found.rows
+    if run is not None:
+        scorer = model.load_scorer(str(run))
+        snippets = [model.snippet(row, readers, found.stats[row["coarse"]], geometry) for row in rows]
+        table["model_score"] = np.asarray(scorer(snippets), dtype=np.float64) if snippets else np.zeros(0)
+    if config.rank_by == "model_score":
+        order = np.argsort(-table["model_score"].to_numpy(), kind="stable")
+        table, rows = table.iloc[order].reset_index(drop=True), [rows[i] for i in order]
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    with atomic_folder(out) as staging:
+        for k, header in enumerate(headers):
+            text = dat_text(
+                header, found.hits[k], geometry.grid, coarse_width, found.above[k], config.max_drift, header.path.stem
+            )
+            write_text(staging / f"{header.path.stem}.dat", text)
+        table["png"] = ""
+        shown = min(config.top, len(table))
+        for n in reporter.track(range(shown), shown, "plots"):
+            table.loc[n, "png"] = f"event_{n + 1:03d}.png"
+            event = {**table.iloc[n].to_dict(), "channel0": rows[n]["channel0"], "rate": rows[n]["rate"]}
+            plot_event(event, n + 1, headers, readers, found.stats[rows[n]["coarse"]], geometry, staging / table.png[n])
+        write_csv(staging / "events.csv", table)
+        result = CadenceResult(
+            out,
+            table,
+            [len(h) for h in found.hits],
+            list(table.png[:shown]),
+            time.perf_counter() - started,
+            time.process_time() - cpu_started,
+            str(device),
+            _notes(headers, coarse_width, config),
+        )
+        write_text(staging / "summary.md", cadence_summary(result, headers, geometry, coarse_width, config, run))
+    return result
+
+
+def _check_inputs(paths, out, config: SearchConfig, run) -> tuple[list[FileHeader], tuple[bool, ...], int]:
+    """Settings, headers, pattern, model resolution and output folder, before any data is read.
+
+    Returns:
+        The headers, the ON flags and the fine channels per coarse channel.
+    """
     config.check()
     if config.rank_by == "model_score" and run is None:
         raise SpotterError("--rank-by model_score needs --run RUN")
@@ -99,71 +149,43 @@ def search_cadence(
     if run is not None:
         model.check_model_resolution(headers, on)
     coarse_width = fine_per_coarse(headers[0], config.coarse_channels)
-    out = require_empty_folder(out)
-    device = pick_device(config.device)
-    geometry = CadenceGeometry.create(headers, on, config.max_drift)
-    readers = [ChannelReader(h) for h in headers]
-    for reader in readers:  # a damaged file fails here, before the slow part
-        reader.read(headers[0].nchans - 1, headers[0].nchans)
+    require_empty_folder(out)
+    return headers, on, coarse_width
+
+
+@dataclass
+class _Found:
+    """What the block-by-block search found: events (best first), hits per file, cleaning per coarse channel."""
+
+    rows: list[dict]
+    hits: list[Hits]
+    above: list[dict[int, int]]
+    stats: dict[int, list]
+
+
+def _search(readers, geometry: CadenceGeometry, coarse_width: int, config: SearchConfig, device, reporter) -> _Found:
+    """Every block of every coarse channel, each coarse channel measured when its first block comes."""
     grid = geometry.grid
     widths = sorted(set(grid.widths(grid.indices()).tolist()))
     on_path = OnPathSearch(geometry)
-    blocks = plan_blocks(headers[0].nchans, coarse_width, config.block_channels)
+    blocks = plan_blocks(readers[0].header.nchans, coarse_width, config.block_channels)
     buffers = BlockBuffers(geometry, max(b.core for b in blocks), device)
-    hits: list[list[Hits]] = [[] for _ in headers]
-    above: list[dict[int, int]] = [{} for _ in headers]
+    peaks: list[list[Hits]] = [[] for _ in readers]
+    above: list[dict[int, int]] = [{} for _ in readers]
     rows: list[dict] = []
-    stats_by_coarse: dict[int, list] = {}
+    stats: dict[int, list] = {}
     for block in reporter.track(blocks, len(blocks), "search"):
-        if block.coarse not in stats_by_coarse:
-            stats_by_coarse[block.coarse] = [
+        if block.coarse not in stats:
+            stats[block.coarse] = [
                 measure_coarse(r, block.coarse_start, block.coarse_stop, widths, config.blank_dc) for r in readers
             ]
-        result = search_block(block, readers, stats_by_coarse[block.coarse], geometry, on_path, config, buffers)
-        for k in range(len(headers)):
-            hits[k].append(result.peaks[k])
+        result = search_block(block, readers, stats[block.coarse], geometry, on_path, config, buffers)
+        for k in range(len(readers)):
+            peaks[k].append(result.peaks[k])
             above[k][block.coarse] = above[k].get(block.coarse, 0) + result.above_cut[k]
-        for row in result.events:
-            row["coarse"] = block.coarse
-        rows.extend(result.events)
-    rows = deduplicate(rows, geometry)
-    table = events_table(rows, headers, geometry)  # best first: level, then SNR (`deduplicate`'s order)
-    notes = _notes(headers, coarse_width, config)
-    if run is not None:
-        scorer = model.load_scorer(str(run))
-        snippets = [model.snippet(row, readers, stats_by_coarse[row["coarse"]], geometry) for row in rows]
-        table["model_score"] = np.asarray(scorer(snippets), dtype=np.float64) if snippets else np.zeros(0)
-    if config.rank_by == "model_score":
-        order = np.argsort(-table["model_score"].to_numpy(), kind="stable")
-        table, rows = table.iloc[order].reset_index(drop=True), [rows[i] for i in order]
-    table.insert(0, "rank", np.arange(1, len(table) + 1))
-    all_hits = [suppress(Hits.concat(parts), grid) for parts in hits]  # one pass per file: blocks cannot differ
-    pngs = []
-    with atomic_folder(out) as staging:
-        for k, header in enumerate(headers):
-            text = dat_text(header, all_hits[k], grid, coarse_width, above[k], config.max_drift, header.path.stem)
-            write_text(staging / f"{header.path.stem}.dat", text)
-        png_column = [""] * len(table)
-        for n in reporter.track(range(min(config.top, len(table))), min(config.top, len(table)), "plots"):
-            name = f"event_{n + 1:03d}.png"
-            event = {**table.iloc[n].to_dict(), "channel0": rows[n]["channel0"], "rate": rows[n]["rate"]}
-            plot_event(event, n + 1, headers, readers, stats_by_coarse[rows[n]["coarse"]], geometry, staging / name)
-            png_column[n] = name
-            pngs.append(name)
-        table["png"] = png_column
-        write_csv(staging / "events.csv", table)
-        result = CadenceResult(
-            out,
-            table,
-            [len(h) for h in all_hits],
-            pngs,
-            time.perf_counter() - started,
-            time.process_time() - cpu_started,
-            str(device),
-            notes,
-        )
-        write_text(staging / "summary.md", cadence_summary(result, headers, geometry, coarse_width, config, run))
-    return result
+        rows.extend({**row, "coarse": block.coarse} for row in result.events)
+    hits = [suppress(Hits.concat(parts), grid) for parts in peaks]  # one pass per file: blocks cannot differ
+    return _Found(deduplicate(rows, geometry), hits, above, stats)
 
 
 def _notes(headers, coarse_width: int, config: SearchConfig) -> list[str]:
