@@ -41,48 +41,37 @@ def plot_event(
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    first = headers[0]
-    foff_hz = first.foff_hz
+    foff_hz = headers[0].foff_hz
     channel0, rate = float(event["channel0"]), float(event["rate"])
     margin = MARGIN + int(np.ceil(abs(rate) * geometry.grid.tsamp_s))
-    ends = [
-        (channel0 + rate * geometry.starts_s[k], channel0 + rate * (geometry.starts_s[k] + geometry.file_span_s(k)))
-        for k in range(geometry.n_files)
-    ]
-    lowest, highest = min(min(e) for e in ends), max(max(e) for e in ends)
+    files = range(geometry.n_files)
+    starts = [channel0 + rate * geometry.starts_s[k] for k in files]  # the line at each file's first row
+    ends = [starts[k] + rate * geometry.file_span_s(k) for k in files]
+    lowest, highest = min(starts + ends), max(starts + ends)
     common = highest - lowest + 2 * margin <= COMMON_WINDOW_MAX
-    if common:
+    if common:  # one window: offsets from the event's frequency, the line straight through every panel
         windows = [(int(np.floor(lowest)) - margin, int(np.ceil(highest)) + margin + 1)] * geometry.n_files
-    else:
-        half = int(np.ceil(max(abs(b - a) for a, b in ends) / 2)) + margin
-        windows = [(round((a + b) / 2) - half, round((a + b) / 2) + half + 1) for a, b in ends]
+        origins = [channel0] * geometry.n_files
+    else:  # a fast drift: each panel its own window, offsets from where the line enters that file
+        half = int(np.ceil(max(abs(ends[k] - starts[k]) for k in files) / 2)) + margin
+        windows = [
+            (round((starts[k] + ends[k]) / 2) - half, round((starts[k] + ends[k]) / 2) + half + 1) for k in files
+        ]
+        origins = starts
     panels = [read_clean(readers[k], stats[k], lo, hi) for k, (lo, hi) in enumerate(windows)]
     values = np.concatenate([p.ravel() for p in panels])
     # dark below the median, bright from the top half percent: faint needles (2-3 sigma per pixel) stand out
     vmin, vmax = np.percentile(values, [50, 99.5]) if values.size else (0.0, 1.0)
-    # x: Hz from the event's frequency at the first file's start; y: seconds since that start (slews show as gaps)
-    extents = []
-    for k, (lo, hi) in enumerate(windows):
-        t_lo = geometry.starts_s[k]
-        extents.append(
-            (
-                (lo - 0.5 - channel0) * foff_hz,
-                (hi - 0.5 - channel0) * foff_hz,
-                t_lo + geometry.rows[k] * geometry.grid.tsamp_s,
-                t_lo,
-            )
-        )
-    if common:  # one axes: the panels at their true times, the line straight through all of them
-        fig, ax = plt.subplots(figsize=(8, 1.0 * geometry.n_files + 1.6))
-        axes = [ax] * geometry.n_files
-    else:
-        fig, grid = plt.subplots(
-            geometry.n_files, 1, figsize=(8, 1.3 * geometry.n_files + 1.4), squeeze=False, gridspec_kw={"hspace": 0.6}
-        )
-        axes = list(grid[:, 0])
+    # one axes for all panels (few tick labels to lay out, the costly part): y is seconds since the first file's
+    # start, so the panels sit at their true times and slews show as gaps
+    fig, ax = plt.subplots(figsize=(8, 1.0 * geometry.n_files + 1.6))
     image = None
-    for k, ax in enumerate(axes):
-        x_lo, x_hi, t_hi, t_lo = extents[k]
+    x_all, t_end = [], 0.0
+    for k in files:
+        lo, hi = windows[k]
+        t_lo = geometry.starts_s[k]
+        t_hi = t_lo + geometry.rows[k] * geometry.grid.tsamp_s
+        x_lo, x_hi = (lo - 0.5 - origins[k]) * foff_hz, (hi - 0.5 - origins[k]) * foff_hz
         image = ax.imshow(
             panels[k],
             aspect="auto",
@@ -90,14 +79,16 @@ def plot_event(
             cmap="viridis",
             vmin=vmin,
             vmax=vmax,
-            extent=extents[k],
+            extent=(x_lo, x_hi, t_hi, t_lo),
             origin="upper",
         )
-        label = f"{'ON' if geometry.on[k] else 'OFF'}  {k}: {headers[k].path.name[:32]}"
+        if not common:
+            times = np.array([t_lo, t_hi])
+            ax.plot(event["drift_hz_s"] * (times - t_lo), times, color="white", lw=1.1, ls=(0, (3, 6)), alpha=0.85)
         ax.text(
             min(x_lo, x_hi),
             t_lo,
-            label,
+            f"{'ON' if geometry.on[k] else 'OFF'}  {k}: {headers[k].path.name[:32]}",
             fontsize=7,
             ha="left",
             va="top",
@@ -105,28 +96,21 @@ def plot_event(
             fontweight="bold" if geometry.on[k] else "normal",
             bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1.5},
         )
-        # few ticks: matplotlib spends most of a figure's time laying out tick labels
-        ax.xaxis.set_major_locator(MaxNLocator(6))
-        ax.yaxis.set_major_locator(MaxNLocator(3 if not common else 8))
-        if not common:
-            times = np.array([t_lo, t_hi])
-            ax.plot(event["drift_hz_s"] * times, times, color="#ff4040", lw=0.9, ls=(0, (2, 5)), alpha=0.9)
-            ax.set_xlim(min(x_lo, x_hi), max(x_lo, x_hi))
-            ax.set_ylim(t_hi, t_lo)
-            ax.tick_params(labelsize=7)
-            ax.set_ylabel("time (s)", fontsize=7)
+        x_all += [x_lo, x_hi]
+        t_end = max(t_end, t_hi)
     if common:
-        ax = axes[0]
-        x_all = [x for e in extents for x in e[:2]]
-        t_end = max(e[2] for e in extents)
         times = np.array([0.0, t_end])
-        ax.plot(event["drift_hz_s"] * times, times, color="#ff4040", lw=0.9, ls=(0, (2, 5)), alpha=0.9)
-        ax.set_xlim(min(x_all), max(x_all))
-        ax.set_ylim(t_end, 0.0)
-        ax.set_facecolor("0.85")  # slews between files show as grey
-        ax.tick_params(labelsize=7)
-        ax.set_ylabel("time since the first file's start (s)", fontsize=7)
-    axes[-1].set_xlabel(f"frequency offset from {event['freq_mhz']:.6f} MHz (Hz)", fontsize=7)
+        ax.plot(event["drift_hz_s"] * times, times, color="white", lw=1.1, ls=(0, (3, 6)), alpha=0.85)
+        ax.set_xlabel(f"frequency offset from {event['freq_mhz']:.6f} MHz (Hz)", fontsize=7)
+    else:
+        ax.set_xlabel("frequency offset from the fitted line at each file's first row (Hz)", fontsize=7)
+    ax.set_xlim(min(x_all), max(x_all))
+    ax.set_ylim(t_end, 0.0)
+    ax.set_facecolor("0.85")  # slews between files show as grey
+    ax.xaxis.set_major_locator(MaxNLocator(8))
+    ax.yaxis.set_major_locator(MaxNLocator(8))
+    ax.tick_params(labelsize=7)
+    ax.set_ylabel("time since the first file's start (s)", fontsize=7)
     fig.suptitle(
         f"event {rank}: {event['freq_mhz']:.6f} MHz, drift {event['drift_hz_s']:+.4f} Hz/s, "
         f"SNR {event['snr']:.1f}, level {event['level']} (seen in files {event['files'] or '-'})",
