@@ -60,8 +60,10 @@ def plot_event(
         origins = starts
     panels = [read_clean(readers[k], stats[k], lo, hi) for k, (lo, hi) in enumerate(windows)]
     values = np.concatenate([p.ravel() for p in panels])
-    # dark below the median, bright from the top half percent: faint needles (2-3 sigma per pixel) stand out
+    # dark below the median, bright from the top half percent, so faint needles (2-3 sigma per pixel) stand out;
+    # a strong signal sets the top itself, or the noise's brightest pixels would look just like it
     vmin, vmax = np.percentile(values, [50, 99.5]) if values.size else (0.0, 1.0)
+    vmax = max(vmax, 0.7 * _level_on_line(panels, windows, starts, rate, geometry))
     # one axes for all panels (few tick labels to lay out, the costly part): y is seconds since the first file's
     # start, so the panels sit at their true times and slews show as gaps
     fig, ax = plt.subplots(figsize=(8, 1.0 * geometry.n_files + 1.6))
@@ -85,12 +87,14 @@ def plot_event(
         if not common:
             times = np.array([t_lo, t_hi])
             ax.plot(event["drift_hz_s"] * (times - t_lo), times, color="white", lw=1.1, ls=(0, (3, 6)), alpha=0.85)
+        # the label goes in the top corner the line leaves free: it starts left of centre when it drifts right
+        rightwards = event["drift_hz_s"] > 0
         ax.text(
-            min(x_lo, x_hi),
+            max(x_lo, x_hi) if rightwards else min(x_lo, x_hi),
             t_lo,
             f"{'ON' if geometry.on[k] else 'OFF'}  {k}: {headers[k].path.name[:32]}",
             fontsize=7,
-            ha="left",
+            ha="right" if rightwards else "left",
             va="top",
             zorder=5,
             fontweight="bold" if geometry.on[k] else "normal",
@@ -124,3 +128,22 @@ def plot_event(
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def _level_on_line(panels: list[np.ndarray], windows, starts: list[float], rate: float, geometry) -> float:
+    """The power on the event's line in the panel where it is brightest (median over rows of the best of three
+    channels around the line, which allows for rounding)."""
+    levels = [0.0]
+    for k, panel in enumerate(panels):
+        rows, width = panel.shape
+        column = np.floor(starts[k] + rate * np.arange(rows) * geometry.grid.tsamp_s + 0.5).astype(int) - windows[k][0]
+        around = [
+            np.where(
+                (column + step >= 0) & (column + step < width),
+                panel[np.arange(rows), np.clip(column + step, 0, width - 1)],
+                -np.inf,
+            )
+            for step in (-1, 0, 1)
+        ]
+        levels.append(float(np.median(np.max(around, axis=0))))
+    return max(levels)
