@@ -1,12 +1,12 @@
-"""SETI Breakthrough Listen: Kaggle data layout, preprocessing, synthetic needles, de-Doppler baseline, scans.
+"""SETI Breakthrough Listen: Kaggle data layout, preprocessing, synthetic needles, de-Doppler baseline, search.
 
 Modules, each importing at its top only modules listed before it: `config` (the training config, checked as
 it loads; no torch), `data` (read and validate the layout), `cleaning` (time binning and `clean_cadence`, the
 cleaning the search and the CNN input share), `needles` (needle paths, pulses, rendering, noise estimates and
 the injection helpers `add_signal`/`add_interference`, shared by the generator and training), `dedoppler`
 (classical baseline), `preprocess` (cadence → model input: a pipeline of small steps), `synth` (data set
-generator), `filterbank` (scan real .fil/.h5 cadences), `report`, `task` (the CNN on the engine), `ensemble`,
-`pseudo`, `pseudo_cli`, `demo`, `cli` (`spotter seti ...`).
+generator), `search` (search real .fil/.h5 cadences: `spotter seti search`), `report`, `task` (the CNN on the engine), `ensemble`,
+`pseudo`, `pseudo_cli`, `search_cli`, `demo`, `cli` (`spotter seti ...`).
 
 This module stays light (the CLI and the config import it): the cadence geometry and the needle kinds.
 """
