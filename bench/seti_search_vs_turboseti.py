@@ -89,8 +89,7 @@ class Result:
     false: int = 0
     extra: int = 0
     drift_error: float = float("nan")
-    note: str = ""
-    missed: list[int] = field(default_factory=list)
+    missed: list[int] = field(default_factory=list)  # truth rows of the needles not recovered
 
 
 class ToolFailed(RuntimeError):
@@ -283,7 +282,8 @@ def print_ratios(name: str, ours: Result, theirs: Result) -> None:
 
     print(f"{name:12s} spotter / {theirs.tool}: recall {ratio(ours.recalled, theirs.recalled)}, "
           f"false events {ours.false} vs {theirs.false}, drift error {ratio(ours.drift_error, theirs.drift_error)}, "
-          f"CPU {ratio(ours.usage.cpu_s, theirs.usage.cpu_s)}, peak memory {ratio(ours.usage.peak_mb, theirs.usage.peak_mb)}")
+          f"CPU {ratio(ours.usage.cpu_s, theirs.usage.cpu_s)}, "
+          f"peak memory {ratio(ours.usage.peak_mb, theirs.usage.peak_mb)}")
 
 
 def print_targets(results: dict[str, dict[str, Result]]) -> None:
@@ -340,6 +340,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, Result]] = []
     results: dict[str, dict[str, Result]] = {}
+    truth_of: dict[str, pd.DataFrame] = {}
     failures = []
     try:
         for offset, name in enumerate(names):
@@ -349,6 +350,7 @@ def main() -> int:
             print(f"{name}: wrote 6 files of {spec.rows} x {spec.channels} channels in "
                   f"{time.perf_counter() - started:.1f} s", flush=True)
             here = results.setdefault(name, {})
+            truth_of[name] = cadence.truth
             if python is not None:
                 for snr in TURBOSETI_SNRS[name]:
                     result = run_turboseti(python, cadence, spec, snr, work / name / f"turboseti_s{snr:g}")
@@ -380,6 +382,12 @@ def main() -> int:
         baseline = results.get(name, {}).get("turboSETI -s 10" if name == "standard" else "turboSETI -s 6")
         if ours and baseline:
             print_ratios(name, ours, baseline)
+    for name in names:
+        ours = results.get(name, {}).get("spotter")
+        if ours and ours.missed:
+            needles = truth_of[name].loc[ours.missed]
+            listed = ", ".join(f"SNR {r.snr:.1f} {r.drift_hz_s:+.2f} Hz/s" for r in needles.itertuples())
+            print(f"{name}: spotter missed {listed}")
     print_targets(results)
     for line in failures:
         print(line)
