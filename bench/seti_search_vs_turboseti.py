@@ -90,6 +90,7 @@ class Result:
     extra: int = 0
     drift_error: float = float("nan")
     missed: list[int] = field(default_factory=list)  # truth rows of the needles not recovered
+    detail: str = ""  # where the CPU time went, when the tool ran more than one step
 
 
 class ToolFailed(RuntimeError):
@@ -185,12 +186,16 @@ def run_turboseti(python: Path, cadence: blc.Cadence, spec: blc.CadenceSpec, snr
         command = [str(python.parent / "turboSETI"), str(path), "-M", str(MAX_DRIFT), "-s", f"{snr:g}",
                    "-n", str(spec.coarse_channels), "-o", str(out)]
         usage.add(run_measured(command, out / f"{path.stem}.log.txt"))
+    search_cpu_s = usage.cpu_s
     listing = out / "dats.lst"
     listing.write_text("".join(f"{out / path.stem}.dat\n" for path in cadence.files))
     csv = out / "events.csv"
     command = [str(python), "-c", FIND_EVENTS, str(listing), str(csv), str(len(cadence.files))]
     usage.add(run_measured(command, out / "find_events.log.txt"))
-    return score(f"turboSETI -s {snr:g}", turboseti_events(csv), cadence, spec, usage)
+    result = score(f"turboSETI -s {snr:g}", turboseti_events(csv), cadence, spec, usage)
+    result.detail = (f"{search_cpu_s:.1f} s for the {len(cadence.files)} files (with .fil to .h5), "
+                     f"{usage.cpu_s - search_cpu_s:.1f} s for find_event_pipeline")
+    return result
 
 
 def turboseti_events(csv: Path) -> pd.DataFrame:
@@ -382,6 +387,9 @@ def main() -> int:
         baseline = results.get(name, {}).get("turboSETI -s 10" if name == "standard" else "turboSETI -s 6")
         if ours and baseline:
             print_ratios(name, ours, baseline)
+    for name, result in rows:
+        if result.detail:
+            print(f"{name}: {result.tool} CPU: {result.detail}")
     for name in names:
         ours = results.get(name, {}).get("spotter")
         if ours and ours.missed:
