@@ -1,13 +1,13 @@
-"""`spotter seti ...` sub-commands: synth, check, baseline, train, predict, pseudo, report, scan."""
+"""`spotter seti ...` sub-commands: synth, check, baseline, train, predict, pseudo, report, search."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from spotter.commands import add_train_command, run_train
 from spotter.seti.pseudo_cli import add_pseudo_command
+from spotter.seti.search_cli import add_search_commands
 
 
 def register(commands, common: argparse.ArgumentParser) -> None:
@@ -51,13 +51,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     report.add_argument("data", help="the data folder the run was trained on")
     report.set_defaults(func=_report)
 
-    scan = sub.add_parser("scan", parents=[common], help="search a real cadence (6 .fil/.h5 files) for needles")
-    scan.add_argument("files", nargs="+", help="six files in cadence order ON OFF ON OFF ON OFF")
-    scan.add_argument("--out", required=True, help="candidates CSV, best first (a PNG of the top ones goes beside it)")
-    scan.add_argument("--step", type=int, default=128, help="channels between 256-channel windows (default 128)")
-    scan.add_argument("--top", type=int, default=4, help="candidates shown in the PNG (default 4)")
-    scan.add_argument("--run", help="a trained run (spotter seti train) to rank snippets with, beside the baseline")
-    scan.set_defaults(func=_scan)
+    add_search_commands(sub, common)
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -131,26 +125,4 @@ def _report(args: argparse.Namespace) -> int:
     from spotter.seti.report import make_report
 
     print(f"report: {make_report(args.run, args.data)}")
-    return 0
-
-
-def _scan(args: argparse.Namespace) -> int:
-    from spotter.io import write_csv
-    from spotter.progress import create_reporter
-    from spotter.seti.filterbank import plot_candidates, scan
-
-    scorer = None
-    if args.run:
-        from spotter.seti.task import run_scorer
-
-        scorer = run_scorer(args.run)
-    candidates, observations = scan(args.files, step=args.step, reporter=create_reporter(args.quiet), model_scorer=scorer)
-    write_csv(args.out, candidates)
-    png = Path(args.out).with_suffix(".png")
-    plot_candidates(candidates, observations, png, top=args.top)
-    print(f"wrote {len(candidates)} candidates to {args.out} and the top {min(args.top, len(candidates))} to {png}")
-    if len(candidates):
-        best = candidates.iloc[0]
-        model = f", model score {best['model_score']:.4f}" if "model_score" in candidates else ""
-        print(f"best: {best['freq_mhz']:.6f} MHz, drift {best['drift_hz_s']:.4f} Hz/s, score {best['score']:.1f}{model}")
     return 0

@@ -1,0 +1,1 @@
+"""`spotter seti search`: a Breakthrough Listen narrowband search over real .fil/.h5 cadences."""
