@@ -15,7 +15,8 @@ turboSETI runs as its users run it, from a side venv built on first use under be
 numpy<2): `turboSETI FILE -M 4 -s S -n <coarse channels> -o OUT` per file (S = 10, and also 6 on the faint
 cadences), then `find_event_pipeline` at filter level 3 over the six `.dat` files. spotter runs
 `spotter seti search FILES --out DIR --snr S --max-drift 4 --pattern ABACAD` (S = 10 on the standard cadence,
-6 on the faint ones). If the side venv cannot be built the script says so in one line and reports spotter alone.
+6 on the faint ones; `--coarse-channels` as turboSETI's `-n`; `--top 0`: no PNGs, as turboSETI's run makes
+none). If the side venv cannot be built the script says so in one line and reports spotter alone.
 
 Scoring: a needle is recovered at level 3 when a level-3 event's frequency at the first file's tstart is
 within 4 channels (11.2 Hz) of the needle's and its drift within 2 drift steps (2 x foff / ((rows - 1) x tsamp),
@@ -224,7 +225,7 @@ def run_spotter(cadence: blc.Cadence, spec: blc.CadenceSpec, snr: float, out: Pa
     """`spotter seti search` on the cadence; returns its scored level-3 events."""
     command = [sys.executable, "-m", "spotter", "--quiet", "seti", "search", *map(str, cadence.files),
                "--out", str(out / "search"), "--snr", f"{snr:g}", "--max-drift", str(MAX_DRIFT),
-               "--pattern", spec.pattern]
+               "--pattern", spec.pattern, "--coarse-channels", str(spec.coarse_channels), "--top", "0"]
     if workers:
         command += ["--workers", str(workers)]
     out.mkdir(parents=True)
@@ -283,9 +284,9 @@ def print_table(rows: list[tuple[str, Result]]) -> None:
 
 def print_ratios(name: str, ours: Result, theirs: Result) -> None:
     def ratio(a: float, b: float) -> str:
-        return f"{a / b:.2f}" if b else "n/a"
+        return f"{a / b:.2f}" if b and np.isfinite(a / b) else "n/a"
 
-    print(f"{name:12s} spotter / {theirs.tool}: recall {ratio(ours.recalled, theirs.recalled)}, "
+    print(f"{name:12s} spotter / {theirs.tool}: recall {ours.recalled} vs {theirs.recalled}, "
           f"false events {ours.false} vs {theirs.false}, drift error {ratio(ours.drift_error, theirs.drift_error)}, "
           f"CPU {ratio(ours.usage.cpu_s, theirs.usage.cpu_s)}, "
           f"peak memory {ratio(ours.usage.peak_mb, theirs.usage.peak_mb)}")
