@@ -14,9 +14,12 @@ Cadences (bench/_blcadence.py; six GBT high-resolution-shaped `.fil` files ABACA
 turboSETI runs as its users run it, from a side venv built on first use under bench/.cache/ (it needs
 numpy<2): `turboSETI FILE -M 4 -s S -n <coarse channels> -o OUT` per file (S = 10, and also 6 on the faint
 cadences), then `find_event_pipeline` at filter level 3 over the six `.dat` files. spotter runs
-`spotter seti search FILES --out DIR --snr S --max-drift 4 --pattern ABACAD` (S = 10 on the standard cadence,
-6 on the faint ones; `--coarse-channels` as turboSETI's `-n`; `--top 0`: no PNGs, as turboSETI's run makes
-none). If the side venv cannot be built the script says so in one line and reports spotter alone.
+`spotter seti search FILES --out DIR --snr S --max-drift 4 --pattern ABACAD --coarse-channels <as -n> --top 0
+--workers 1` (S = 10 on the standard cadence, 6 on the faint ones). No PNGs, as turboSETI's run makes none. One
+thread unless `--workers` says otherwise, as turboSETI runs one: on a busy machine, threads waiting on each
+other count as CPU time (spotter on the standard cadence, load average 6 on 2 cores: 8 s of CPU with one
+thread, 46 s with two). If the side venv cannot be built the script says so in one line and reports spotter
+alone.
 
 Scoring: a needle is recovered at level 3 when a level-3 event's frequency at the first file's tstart is
 within 4 channels (11.2 Hz) of the needle's and its drift within 2 drift steps (2 x foff / ((rows - 1) x tsamp),
@@ -325,7 +328,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller cadences (2 coarse channels of 2^15, 8 needles)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", help="write cadences and both tools' outputs here (absent or empty) and keep them")
-    parser.add_argument("--workers", type=int, help="passed to `spotter seti search --workers`")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="`spotter seti search --workers` (default 1: CPU seconds of one thread, as turboSETI's)")
     parser.add_argument("--cadences", default="standard,faint", help=f"comma-separated, of {', '.join(SPECS)}")
     args = parser.parse_args()
     names = [name.strip() for name in args.cadences.split(",") if name.strip()]
@@ -342,6 +346,7 @@ def main() -> int:
     if python is None and not has_search:
         return 0
 
+    load_before = os.getloadavg()[0]
     work = Path(require_empty_folder(args.keep)) if args.keep else Path(tempfile.mkdtemp(prefix="seti-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, Result]] = []
@@ -383,6 +388,8 @@ def main() -> int:
           f"{drift_tol:.4f} Hz/s); drift err = median |error| in Hz/s over recovered needles; seed {args.seed}"
           f"{', quick' if args.quick else ''}")
     print_table(rows)
+    print(f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs; "
+          f"spotter ran with --workers {args.workers}")
     for name in names:
         ours = results.get(name, {}).get("spotter")
         baseline = results.get(name, {}).get("turboSETI -s 10" if name == "standard" else "turboSETI -s 6")
