@@ -39,7 +39,7 @@ def add_search_commands(sub, common: argparse.ArgumentParser) -> None:
     search.add_argument("--cadence-snr", type=float,
                         help="combined ON SNR along one path that counts for level 3 (default: max(--snr, 8))")  # fmt: skip
     search.add_argument("--off-snr", type=float, default=5.0, help="OFF-file SNR near a path that vetoes it (default 5)")
-    search.add_argument("--block-channels", type=int, default=32768, help="channels searched at once (default 32768)")
+    search.add_argument("--block-channels", type=int, default=16384, help="channels searched at once (default 16384)")
     search.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: CUDA when present")
     search.add_argument("--keep-dc", action="store_true", help="do not blank each coarse channel's centre channel")
     search.set_defaults(func=_search)

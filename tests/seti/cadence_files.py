@@ -23,7 +23,7 @@ class Signal:
     drift_hz_s: float
     snr: float
     files: tuple[int, ...]
-    width_hz: float = 3 * DF_HZ
+    width_channels: float = 3.0
 
 
 @dataclass
@@ -32,6 +32,8 @@ class CadenceSpec:
 
     fchans: int = 8192
     tchans: int = 16
+    df_hz: float = DF_HZ
+    dt_s: float = DT_S
     slews_s: tuple[float, ...] = (12.0, 47.0, 9.0, 33.0, 21.0)
     signals: list[Signal] = field(default_factory=list)
     coarse_channels: int = 1
@@ -42,13 +44,13 @@ class CadenceSpec:
 
     @property
     def starts_s(self) -> np.ndarray:
-        duration = self.tchans * DT_S
+        duration = self.tchans * self.dt_s
         return np.concatenate([[0.0], np.cumsum(duration + np.asarray(self.slews_s))])
 
 
-def frequency_hz(channel: float) -> float:
+def frequency_hz(channel: float, df_hz: float = DF_HZ) -> float:
     """Frequency of a (fractional) file channel: files are written descending from FCH1_MHZ."""
-    return FCH1_MHZ * 1e6 - channel * DF_HZ
+    return FCH1_MHZ * 1e6 - channel * df_hz
 
 
 def write_cadence(folder: Path, spec: CadenceSpec) -> list[Path]:
@@ -58,17 +60,17 @@ def write_cadence(folder: Path, spec: CadenceSpec) -> list[Path]:
     paths = []
     for k, start in enumerate(starts):
         frame = stg.Frame(
-            fchans=spec.fchans, tchans=spec.tchans, df=DF_HZ * u.Hz, dt=DT_S * u.s, fch1=FCH1_MHZ * u.MHz,
+            fchans=spec.fchans, tchans=spec.tchans, df=spec.df_hz * u.Hz, dt=spec.dt_s * u.s, fch1=FCH1_MHZ * u.MHz,
             ascending=False, mjd=MJD0 + start / 86400, seed=spec.seed * 100 + k,
         )  # fmt: skip
         frame.add_noise(x_mean=10, noise_type="chi2")
         for signal in spec.signals:
             if k in signal.files:
                 frame.add_signal(
-                    stg.constant_path(f_start=frequency_hz(signal.channel) + signal.drift_hz_s * start,
+                    stg.constant_path(f_start=frequency_hz(signal.channel, spec.df_hz) + signal.drift_hz_s * start,
                                       drift_rate=signal.drift_hz_s * u.Hz / u.s),
                     stg.constant_t_profile(level=frame.get_intensity(snr=signal.snr)),
-                    stg.gaussian_f_profile(width=signal.width_hz * u.Hz),
+                    stg.gaussian_f_profile(width=signal.width_channels * spec.df_hz * u.Hz),
                     stg.constant_bp_profile(level=1),
                 )  # fmt: skip
         if spec.bandpass or spec.gain_drift:
@@ -80,6 +82,9 @@ def write_cadence(folder: Path, spec: CadenceSpec) -> list[Path]:
             frame.save_fil(str(path))
         paths.append(path)
     return paths
+
+
+MIDRES = CadenceSpec(fchans=1024, tchans=273, df_hz=2861.02294921875, dt_s=1.073741824, slews_s=(15.0, 25.0, 20.0, 30.0, 10.0))
 
 
 def _artefacts(spec: CadenceSpec, k: int) -> np.ndarray:

@@ -265,3 +265,60 @@ def test_scan_points_to_search(capsys) -> None:
     assert main(["seti", "scan", "a.fil", "b.fil", "--out", "x.csv"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "spotter seti search" in err
+
+
+def test_model_scores_events_of_mid_resolution_data(tmp_path: Path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from spotter.seti.search import model
+    from tests.seti.cadence_files import MIDRES
+
+    snippets = []
+
+    def load_scorer(run):
+        def score(batch):
+            snippets.extend(batch)
+            return np.array([float(np.abs(s.astype(np.float32)).max()) for s in batch])
+
+        return score
+
+    monkeypatch.setattr(model, "load_scorer", load_scorer)
+    signals = [Signal(300, 1.5, 30, ON, width_channels=1.0), Signal(700, 0.0, 60, ALL, width_channels=1.0)]
+    paths = write_cadence(tmp_path / "data", replace(MIDRES, signals=signals))
+    result = search_cadence(paths, tmp_path / "out", SearchConfig(top=0, rank_by="model_score"), run=tmp_path)
+    events = result.events
+    assert len(snippets) == len(events) >= 2
+    assert all(s.shape == (6, 273, 256) and s.dtype == np.float16 for s in snippets)
+    assert events.model_score.is_monotonic_decreasing and not events.level.is_monotonic_decreasing
+    assert "model_score" in pd.read_csv(tmp_path / "out" / "events.csv")
+
+
+def test_model_refused_for_high_resolution_data(mixed, tmp_path: Path, capsys) -> None:
+    paths, _ = mixed
+    code = main(["--quiet", "seti", "search", *map(str, paths), "--out", str(tmp_path / "out"), "--run", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "273 rows" in err and "obs0.fil has 16 rows" in err and not (tmp_path / "out").exists()
+
+
+def test_many_cadences_on_a_local_dask_cluster(tmp_path: Path) -> None:
+    from spotter.seti.search.runner import search_many
+
+    needles = {"near": Signal(500, -0.5, 30, ON), "far": Signal(1100, 0.8, 30, ON)}
+    rows = []
+    for seed, (name, needle) in enumerate(needles.items()):
+        write_cadence(tmp_path / name, CadenceSpec(fchans=1536, signals=[needle], seed=seed))
+        rows.append({"name": name, **{f"file{k}": f"{name}/obs{k}.fil" for k in range(6)}})  # relative to the list
+    listing = tmp_path / "cadences.csv"
+    pd.DataFrame(rows).to_csv(listing, index=False)
+    table = search_many(listing, tmp_path / "out", SearchConfig(top=1), workers=1)
+    assert list(table.name) == ["near", "far"] and list(table.status) == ["ok", "ok"] and list(table.level_3) == [1, 1]
+    events = pd.read_csv(tmp_path / "out" / "events.csv")
+    for name, needle in needles.items():
+        assert len(matches(events[(events.cadence == name) & (events.level == 3)], needle)) == 1
+        assert (tmp_path / "out" / name / "event_001.png").is_file() and (tmp_path / "out" / name / "obs5.dat").is_file()
+    assert "2 searched" in (tmp_path / "out" / "summary.md").read_text()
+    rows[1]["file3"] = "far/missing.fil"
+    pd.DataFrame(rows).to_csv(listing, index=False)
+    with pytest.raises(SpotterError, match=r"row 3 \(far\).*missing.fil.*not found"):
+        search_many(listing, tmp_path / "out2", SearchConfig(), workers=2)

@@ -162,15 +162,19 @@ def test_dedoppler_input_rejects_row_flips() -> None:
         input_preprocess(cfg)
 
 
-def test_scan_with_a_run_ranks_by_model_score(trained, tmp_path: Path) -> None:
-    from spotter.seti.filterbank import scan
-    from spotter.seti.task import run_scorer
-    from tests.seti.test_filterbank import write_cadence
+def test_search_with_a_run_scores_events(trained, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from spotter.seti.search.config import SearchConfig
+    from spotter.seti.search.runner import search_cadence
+    from tests.seti.cadence_files import MIDRES, Signal, write_cadence
 
     run, _ = trained
-    candidates, _ = scan(write_cadence(tmp_path, snr=30), step=256, model_scorer=run_scorer(run))
-    assert "model_score" in candidates and candidates["model_score"].between(0, 1).all()
-    assert candidates["model_score"].is_monotonic_decreasing and len(candidates) == 4
+    needle = Signal(500, 1.5, 30, (0, 2, 4), width_channels=1.0)
+    paths = write_cadence(tmp_path / "data", replace(MIDRES, signals=[needle]))
+    result = search_cadence(paths, tmp_path / "out", SearchConfig(top=0, rank_by="model_score"), run=run)
+    assert len(result.events) >= 1 and result.events["model_score"].between(0, 1).all()
+    assert result.events["model_score"].is_monotonic_decreasing
 
 
 def test_report_shows_roc_folds_kinds_and_mistakes(needle_data: Path, trained) -> None:

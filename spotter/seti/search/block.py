@@ -19,10 +19,12 @@ from spotter.seti.search.dedoppler import Workspace, dedoppler, path_snr, runnin
 from spotter.seti.search.events import build_events
 from spotter.seti.search.evidence import BlockData
 from spotter.seti.search.geometry import CadenceGeometry
-from spotter.seti.search.hits import Hits, find_hits
+from spotter.seti.search.hits import Hits, find_peaks, suppress
 from spotter.seti.search.reader import ChannelReader
 
 TRIALS_PER_STEP = 64  # drift trials de-Dopplered together (memory: trials x block channels x files)
+CANDIDATE_SHARE = 0.7  # of the cadence threshold an ON-path candidate needs on the trial grid
+HALO = 4  # channels each region reaches beyond what its core needs, so peaks at a core's edge are the same
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,9 @@ class Block:
 
 @dataclass
 class BlockResult:
-    """What one block found: hits per file (channel in the core), channels with a drift above the cut, events."""
+    """What one block found: per file, hit peaks in the core (before `suppress`) and channels above the cut; events."""
 
-    hits: dict[int, Hits]
+    peaks: dict[int, Hits]
     above_cut: dict[int, int]
     events: list[dict]
 
@@ -59,6 +61,40 @@ def plan_blocks(nchans: int, coarse_width: int, block_channels: int) -> list[Blo
     return blocks
 
 
+class BlockBuffers:
+    """Every array one block needs, allocated once per search and reused block after block.
+
+    Fresh multi-megabyte arrays per block would cost page faults and leave the heap fragmented, so peak memory
+    would creep up over a long file instead of staying flat.
+    """
+
+    def __init__(self, geometry: CadenceGeometry, core: int, device: torch.device) -> None:
+        grid = geometry.grid
+        self.device = device
+        self.pad = int(grid.widths(np.array([grid.max_index]))[0])  # the widest boxcar reads this far past a region
+        self.margin = grid.max_index + 1  # the furthest a path moves inside one file
+        self.step = _trials_per_step(grid.span)
+        files = range(geometry.n_files)
+        self.reach = {k: geometry.reach(k) + HALO for k in files}
+        regions = {k: core + 2 * (self.reach[k] + self.pad + self.margin) for k in files}
+        self.cleaned = {k: np.zeros((geometry.rows[k], regions[k]), dtype=np.float32) for k in files}
+        self.sums = {k: np.zeros((geometry.rows[k], regions[k]), dtype=np.float32) for k in files}
+        self.tensors = {k: self._on_device(self.sums[k]) for k in files}
+        widest = max(regions.values())
+        self.paths = torch.empty((self.step, widest), device=device)
+        self.workspace = Workspace(self.step, widest, device)
+        off = torch.empty((self.step, widest), device=device)  # OFF files' SNR is not kept between files
+        self.snr = {k: torch.empty((self.step, widest), device=device) if geometry.on[k] else off for k in files}
+        # the pooled ON tables of the cadence step reuse the boxcar buffer (the SNR of the trials is done by then)
+        self.cadence = {"bound": torch.empty((self.step, core + 2 * HALO), device=device), "pooled": self.workspace.boxed}
+        self.best = {k: torch.empty(widest, device=device) for k in files}
+        self.best_index = {k: torch.empty(widest, dtype=torch.int64, device=device) for k in files}
+
+    def _on_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)  # shares memory on the CPU
+        return tensor if self.device.type == "cpu" else tensor.to(self.device)
+
+
 def search_block(
     block: Block,
     readers: list[ChannelReader],
@@ -66,62 +102,59 @@ def search_block(
     geometry: CadenceGeometry,
     on_path: OnPathSearch,
     config: SearchConfig,
-    device: torch.device,
+    buffers: BlockBuffers,
 ) -> BlockResult:
-    """Searches one block of every file of the cadence."""
+    """Searches one block of every file of the cadence (`buffers` sized for at least its core)."""
     grid = geometry.grid
-    pad = int(grid.widths(np.array([grid.max_index]))[0])  # the widest boxcar reads this far past a region
-    margin = grid.max_index + 1  # the furthest a path moves inside one file
+    pad, margin, reach, step = buffers.pad, buffers.margin, buffers.reach, buffers.step
+    device = buffers.device
     files = range(geometry.n_files)
-    reach = {k: geometry.reach(k) for k in files}
     tensors, sums, first = {}, {}, {}
     for k in files:
         region_start = block.core_start - reach[k] - pad - margin
-        region_stop = block.core_stop + reach[k] + pad + margin
-        lo, hi = max(region_start, block.coarse_start), min(region_stop, block.coarse_stop)
-        buffer = np.zeros((geometry.rows[k], region_stop - region_start), dtype=np.float32)
-        buffer[:, lo - region_start : hi - region_start] = normalize(readers[k].read(lo, hi), lo, stats[k], in_place=True)
-        sums[k], first[k] = running_sums(buffer, stats[k].noise[1]), region_start
-        tensors[k] = torch.from_numpy(sums[k]).to(device)
+        region = block.core + 2 * (reach[k] + pad + margin)
+        lo, hi = max(region_start, block.coarse_start), min(region_start + region, block.coarse_stop)
+        cleaned = buffers.cleaned[k][:, :region]
+        cleaned.fill(0.0)
+        cleaned[:, lo - region_start : hi - region_start] = normalize(readers[k].read(lo, hi), lo, stats[k], in_place=True)
+        sums[k] = running_sums(cleaned, stats[k].noise[1], out=buffers.sums[k][:, :region])
+        first[k] = region_start
+        tensors[k] = buffers.tensors[k][:, :region]
+        if device.type != "cpu":
+            tensors[k].copy_(torch.from_numpy(sums[k]))
     widths = {k: block.core + 2 * reach[k] for k in files}
-    step = _trials_per_step(grid.span)
-    widest = max(widths.values()) + 2 * pad + 1
-    paths = torch.empty((step, widest), device=device)
-    workspace = Workspace(step, widest, device)
-    off_buffer = torch.empty((step, max(widths.values())), device=device)  # OFF files' SNR is not kept
-    snr_buffers = {k: torch.empty((step, widths[k]), device=device) if geometry.on[k] else off_buffer for k in files}
-    cadence_workspace = {"bound": torch.empty((step, block.core), device=device),
-                         "pooled": torch.empty((step, widest), device=device)}  # fmt: skip
-    best = {k: torch.full((widths[k],), -torch.inf, device=device) for k in files}
-    best_index = {k: torch.zeros(widths[k], dtype=torch.int64, device=device) for k in files}
+    best = {k: buffers.best[k][: widths[k]].fill_(-torch.inf) for k in files}
+    best_index = {k: buffers.best_index[k][: widths[k]].zero_() for k in files}
     found = []
     indices = grid.indices()
-    threshold = config.cadence_threshold * np.sqrt(len(geometry.on_files))
+    # trial paths start on whole channels; a narrow signal between two can lose a third of its SNR to
+    # rounding, which the event step's sub-channel lines win back, so candidates need only part of the sum
+    threshold = CANDIDATE_SHARE * config.cadence_threshold * np.sqrt(len(geometry.on_files))
     for lo in range(0, len(indices), step):
         trials = indices[lo : lo + step]
         trial_tensor = torch.as_tensor(trials, device=device)
         for k in files:
-            cumulative = dedoppler(tensors[k], grid, trials, margin - 1, widths[k] + 2 * pad + 1, out=paths)
-            snr = path_snr(cumulative, grid, trials, stats[k].noise, pad, out=snr_buffers[k], workspace=workspace)
+            cumulative = dedoppler(tensors[k], grid, trials, margin - 1, widths[k] + 2 * pad + 1, out=buffers.paths)
+            snr = path_snr(cumulative, grid, trials, stats[k].noise, pad, buffers.snr[k], buffers.workspace)
             _update_best(snr, trial_tensor, best[k], best_index[k], config.snr)
-        on_snr = {k: snr_buffers[k][: len(trials), : widths[k]] for k in geometry.on_files}
-        found.append(on_path.search(on_snr, trials, block.core_start, block.core, reach, threshold, cadence_workspace))
+        on_snr = {k: buffers.snr[k][: len(trials), : widths[k]] for k in geometry.on_files}
+        # candidates start within HALO channels beyond the core too, so the peak test sees both neighbours
+        inner = {k: reach[k] - HALO for k in geometry.on_files}
+        found.append(on_path.search(on_snr, trials, block.core_start - HALO, block.core + 2 * HALO, inner, threshold,
+                                    buffers.cadence))  # fmt: skip
     candidates = strongest(Candidates.concat(found, len(geometry.on_files)))
     above = {k: int((best[k][reach[k] : reach[k] + block.core] >= config.snr).sum()) for k in files}
-    hits = {
-        k: find_hits(best[k].cpu().numpy(), best_index[k].cpu().numpy(), block.core_start - reach[k], config.snr, grid)
-        for k in files
-    }
+    peaks = {k: find_peaks(best[k].cpu().numpy(), best_index[k].cpu().numpy(), block.core_start - reach[k], config.snr)
+             for k in files}  # fmt: skip
+    hits = {k: suppress(peaks[k], grid) for k in files}  # for grouping into events; the file's are suppressed whole
     data = BlockData(sums, first, {k: stats[k].noise for k in files}, geometry)
     events = [
         row
         for row in build_events(candidates, hits, data, geometry, config)
         if block.core_start <= _owner(row["channel0"], block) < block.core_stop
     ]
-    core_hits = {
-        k: h.select((h.channel >= block.core_start) & (h.channel < block.core_stop)) for k, h in hits.items()
-    }
-    return BlockResult(core_hits, above, events)
+    core_peaks = {k: p.select((p.channel >= block.core_start) & (p.channel < block.core_stop)) for k, p in peaks.items()}
+    return BlockResult(core_peaks, above, events)
 
 
 def _update_best(snr: torch.Tensor, trials: torch.Tensor, best: torch.Tensor, best_index: torch.Tensor, cut: float) -> None:

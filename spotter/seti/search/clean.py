@@ -15,6 +15,7 @@ MAD_TO_STD = 1.4826  # a Gaussian's standard deviation per unit of median absolu
 BANDPASS_BLOCKS = 2048  # a coarse channel's bandpass is sampled at this many points (block medians)
 MIN_BLOCK = 8
 NOISE_SAMPLES = 1 << 17  # positions the noise of a path sum is measured on (enough for a 0.5% MAD)
+MEASURE_CHUNK = 1 << 18  # channels read at once while measuring a coarse channel
 CLIP_SNR = 100.0  # one pixel adds at most this many noise sigmas to a path: keeps float32 running sums exact
 
 
@@ -46,38 +47,53 @@ class CoarseStats:
         return self.noise[width]
 
 
-def measure_coarse(data: np.ndarray, start: int, widths: list[int], blank_dc: bool) -> CoarseStats:
-    """Measures the bandpass, row gains and path-sum noise of one whole coarse channel.
+def measure_coarse(reader, start: int, stop: int, widths: list[int], blank_dc: bool) -> CoarseStats:
+    """Measures the bandpass, row gains and path-sum noise of one coarse channel of one file.
+
+    The coarse channel is read in pieces of at most MEASURE_CHUNK channels, twice (bandpass and gains first,
+    then the noise of the cleaned data), so memory stays small for 2^20-channel coarse channels.
 
     Args:
-        data: (rows, channels) raw float32 power of the coarse channel; overwritten (it becomes the cleaned
-            data), so a 2^20-channel coarse channel needs no second copy.
-        start: Absolute index of its first channel.
+        reader: The file's `ChannelReader`.
+        start, stop: The coarse channel's absolute channel range.
         widths: Boxcar widths (channels) whose path-sum noise the search needs; 1 is always measured.
         blank_dc: Replace the centre channel (the FFT's DC spike) by its neighbours' mean.
     """
-    rows, n = data.shape
+    rows, n = reader.header.n_rows, stop - start
     dc = start + n // 2 if blank_dc and n >= 64 else None
-    if dc is not None:
-        data[:, dc - start] = 0.5 * (data[:, dc - start - 1] + data[:, dc - start + 1])
     block = max(MIN_BLOCK, n // BANDPASS_BLOCKS)
-    n_full = n // block
-    medians = np.empty((rows, n_full + (n_full * block < n)))
-    for t in range(rows):  # one row at a time: the partition copies what it sorts
-        medians[t, :n_full] = _median(data[t, : n_full * block].reshape(n_full, block))
-        if n_full * block < n:
-            medians[t, n_full] = _median(data[t, n_full * block :])
+    chunk = max(block, MEASURE_CHUNK // block * block)  # whole bandpass blocks per piece
+    pieces = [(a, min(a + chunk, stop)) for a in range(start, stop, chunk)]
+    medians = np.empty((rows, -(-n // block)))
+    kept = None
+    for a, b in pieces:
+        data = _read_blanked(reader, a, b, dc)
+        first, full = (a - start) // block, (b - a) // block
+        for t in range(rows):  # one row at a time: the partition copies what it sorts
+            medians[t, first : first + full] = _median(data[t, : full * block].reshape(full, block))
+            if full * block < b - a:
+                medians[t, first + full] = _median(data[t, full * block :])
+        kept = data if len(pieces) == 1 else None
     bandpass = np.median(medians, axis=0)
     good = bandpass > 0
     gains = np.median(medians[:, good] / bandpass[good], axis=1) if good.any() else np.ones(rows)
-    stats = CoarseStats(start, start + n, block, bandpass, gains, 0.0, dc)
-    cleaned = normalize(data, start, stats, in_place=True)
-    zero_drift = cleaned.sum(axis=0, dtype=np.float64)
+    stats = CoarseStats(start, stop, block, bandpass, gains, 0.0, dc)
+    zero_drift = np.empty(n)
+    for a, b in pieces:
+        data = kept if kept is not None else _read_blanked(reader, a, b, dc)
+        zero_drift[a - start : b - start] = normalize(data, a, stats, in_place=True).sum(axis=0, dtype=np.float64)
     stats.offset = float(np.median(zero_drift)) / rows
     zero_drift -= stats.offset * rows
     stats.noise = _noise_by_width(zero_drift, sorted({1, *widths}))
     stats.clip = CLIP_SNR * stats.noise[1]
     return stats
+
+
+def _read_blanked(reader, start: int, stop: int, dc: int | None) -> np.ndarray:
+    data = reader.read(start, stop)
+    if dc is not None and start < dc < stop - 1:
+        data[:, dc - start] = 0.5 * (data[:, dc - start - 1] + data[:, dc - start + 1])
+    return data
 
 
 def normalize(data: np.ndarray, first: int, stats: CoarseStats, in_place: bool = False) -> np.ndarray:

@@ -35,7 +35,7 @@ class SearchConfig:
     cadence_snr: float | None = None
     off_snr: float = 5.0
     coarse_channels: int | None = None
-    block_channels: int = 32768
+    block_channels: int = 16384
     top: int = 10
     blank_dc: bool = True
     device: str = "auto"

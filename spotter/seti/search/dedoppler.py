@@ -3,8 +3,11 @@
 Trial `j`'s path puts row `t` at channel offset `round(j * t / span)`. Trials `j` and `j + span` differ by
 exactly `t` channels in row `t`, so for each residue class of `j` modulo `span` a row's contributions to all
 trials of the class are one strided view of that row: the sum costs `span * rows` tensor additions per block
-of trials instead of `trials * rows`, with the same result as adding every path by hand. The same code runs
-on CPU threads and on CUDA.
+of trials instead of `trials * rows`, with the same result as adding every path by hand.
+
+Rows are first added in pairs (row 2p plus row 2p+1 shifted by d, for the few d a block of trials needs);
+within a residue class d grows by one per member, so a pair's contributions are again one strided view, of
+the pair table, and each path costs half the additions. The same code runs on CPU threads and on CUDA.
 """
 
 from __future__ import annotations
@@ -44,16 +47,55 @@ def dedoppler(
     if out is None:
         out = torch.empty((len(indices), width), dtype=data.dtype, device=data.device)
     out = out[: len(indices), :width]
-    for residue in range(min(grid.span, len(indices))):
+    classes = min(grid.span, len(indices))
+    # terms: (tensor, row, column of member 0 of residue class 0.., step per member) summed into every class
+    terms = _pair_terms(data, offsets, start, width, classes) if len(indices) > grid.span and rows >= 4 else None
+    for residue in range(classes):
         members = out[residue :: grid.span]
-        for t in range(rows):
-            row = data[t]
-            view = row.as_strided((members.shape[0], width), (t, 1), row.storage_offset() + start + int(offsets[residue, t]))
-            if t == 0:
+        count = members.shape[0]
+        if terms is None:
+            sources = [(data, t, start + int(offsets[residue, t]), t) for t in range(rows)]
+        else:
+            sources = [(table, row0 + int(rows_of[residue]), column0 + int(columns_of[residue]), step)
+                       for table, row0, rows_of, column0, columns_of, step in terms]  # fmt: skip
+        for n, (table, row, column, step) in enumerate(sources):
+            line = table[row]
+            row_step = table.stride(0) if table.dim() == 2 and table is not data else 0
+            view = table.as_strided((count, width), (row_step + step, 1), line.storage_offset() + column)
+            if n == 0:
                 members.copy_(view)
             else:
                 members.add_(view)
     return out
+
+
+def _pair_terms(data: torch.Tensor, offsets: np.ndarray, start: int, width: int, classes: int) -> list:
+    """Tables of row pairs for `dedoppler`: table[d - d_min, x] = data[2p, x] + data[2p + 1, x + d].
+
+    For residue class r and member k, trial j = j_r + k * span has relative shift d(j_r) + k and first-row
+    offset offsets[j_r, 2p] + 2p * k, so the member's column in the table moves 2p + row length per member.
+    """
+    rows, columns = data.shape
+    count = offsets.shape[0]
+    members = -(-count // classes)
+    terms = []
+    for p in range(rows // 2):
+        first, second = offsets[:classes, 2 * p], offsets[:classes, 2 * p + 1]
+        shift = second - first
+        d_min, d_max = int(shift.min()), int(shift.max()) + members - 1
+        x_min = start + int(first.min())
+        length = width + int(first.max() - first.min()) + 2 * p * (members - 1)
+        table = torch.zeros((d_max - d_min + 1, length), dtype=data.dtype, device=data.device)
+        for d in range(d_min, d_max + 1):
+            # corners no path reads may lie outside the data: left at zero
+            lo, hi = max(0, -(x_min + d)), min(length, columns - x_min, columns - x_min - d)
+            torch.add(data[2 * p, x_min + lo : x_min + hi], data[2 * p + 1, x_min + d + lo : x_min + d + hi],
+                      out=table[d - d_min, lo:hi])  # fmt: skip
+        terms.append((table, -d_min, shift, -x_min + start, first, 2 * p))
+    if rows % 2:
+        t = rows - 1
+        terms.append((data, t, np.zeros(classes, np.int64), start, offsets[:classes, t], t))
+    return terms
 
 
 class Workspace:
@@ -118,14 +160,17 @@ def path_snr(
     return snr
 
 
-def running_sums(cleaned: np.ndarray, noise: float) -> np.ndarray:
+def running_sums(cleaned: np.ndarray, noise: float, out: np.ndarray | None = None) -> np.ndarray:
     """Cleaned data in units of the width-1 noise, summed along channels per row (float64 sums, float32 out).
 
     Column `i` holds the sum of channels `0..i`; `clean.normalize` clips single pixels, which keeps the float32
     sums exact to ~1e-3 sigma even in blocks full of strong interference.
     """
     scale = 1.0 / noise if np.isfinite(noise) and noise > 0 else 0.0
-    return np.cumsum(cleaned, axis=1, dtype=np.float64).__imul__(scale).astype(np.float32)
+    out = np.empty(cleaned.shape, dtype=np.float32) if out is None else out
+    for row in range(cleaned.shape[0]):  # row by row: the float64 sums never exceed one row
+        np.multiply(np.cumsum(cleaned[row], dtype=np.float64), scale, out=out[row], casting="same_kind")
+    return out
 
 
 def _runs(values: np.ndarray) -> list[tuple[int, int]]:

@@ -1,10 +1,10 @@
 """Cadence events: one per signal, from ON-path candidates and per-file hits, with turboSETI's filter levels.
 
 Every candidate and hit is a straight line through the cadence. Lines are taken strongest first; one that a
-stronger event already explains (it runs within a few channels of that event's line in every file where it
-has evidence) joins that event, so a needle gives one event, not one per ON file, and neighbouring drifts and
-channels of it are merged. Each event's SNR is then measured along its line in every file, and around it in
-the OFF files, and its level follows:
+stronger event already explains joins it (a hit that runs along its path; a candidate whose SNR comes from the
+files where it crosses the event's path, the rest adding up to less than RESIDUAL_SNR), so a needle gives one
+event, not one per ON file, and neighbouring drifts and channels of it are merged. Each event's line is then
+refined and its SNR measured along it in every file, and around it in the OFF files, and its level follows:
 
 - 3: seen in every ON file and no OFF file;
 - 2: seen in at least one ON file and no OFF file;
@@ -73,11 +73,11 @@ def build_events(
     Returns:
         One dict per event (the columns of `EVENT_COLUMNS` but `coarse_channel`, plus the line itself).
     """
-    events: list[Event] = []
-    _add_candidates(events, candidates, geometry)
-    _add_hits(events, hits, geometry, data)
+    lines = Lines(geometry)
+    _add_candidates(lines, candidates, geometry)
+    _add_hits(lines, hits, geometry)
     rows = []
-    for event in events:
+    for event in lines.events:
         _fit_line(event, geometry, data)
         row = measure(event, data, geometry, config)
         if row is not None:
@@ -85,7 +85,46 @@ def build_events(
     return rows
 
 
-def _add_candidates(events: list[Event], candidates: Candidates, geometry: CadenceGeometry) -> None:
+class Lines:
+    """The events found so far, indexed by where they cross the middle of each file.
+
+    Matching a new line or hit then only looks at events that pass near it in some file, so grouping stays
+    local (and fast) in bands crowded with interference.
+    """
+
+    def __init__(self, geometry: CadenceGeometry) -> None:
+        self.geometry = geometry
+        self.events: list[Event] = []
+        files = range(geometry.n_files)
+        self.middle = {k: geometry.starts_s[k] + geometry.file_span_s(k) / 2 for k in files}
+        self.positions: dict[int, list[float]] = {k: [] for k in files}  # sorted
+        self.members: dict[int, list[int]] = {k: [] for k in files}  # event numbers, in the same order
+        # the farthest apart two lines can be mid-file and still meet inside the file or within tolerance
+        longest = geometry.starts_s[-1] + geometry.file_span_s(geometry.n_files - 1)
+        slack = LINE_TOLERANCE + geometry.grid.step_rate * longest + 2 * _box(geometry.max_rate, geometry) + 1
+        self.radius = {k: geometry.max_rate * geometry.file_span_s(k) + slack for k in files}
+
+    def add(self, event: Event) -> None:
+        number = len(self.events)
+        self.events.append(event)
+        for k, middle in self.middle.items():
+            position = float(event.position(middle))
+            at = bisect.bisect_left(self.positions[k], position)
+            self.positions[k].insert(at, position)
+            self.members[k].insert(at, number)
+
+    def near(self, files: list[int], channel0: float, rate: float) -> list[Event]:
+        """Events whose line passes within reach of the line (channel0, rate) in any of `files`."""
+        numbers: set[int] = set()
+        for k in files:
+            position = channel0 + rate * self.middle[k]
+            lo = bisect.bisect_left(self.positions[k], position - self.radius[k])
+            hi = bisect.bisect_right(self.positions[k], position + self.radius[k])
+            numbers.update(self.members[k][lo:hi])
+        return [self.events[n] for n in sorted(numbers)]
+
+
+def _add_candidates(lines: Lines, candidates: Candidates, geometry: CadenceGeometry) -> None:
     on = geometry.on_files
     half_rate = geometry.fine_rate / 2
     anchor = float(np.mean([geometry.starts_s[k] + geometry.file_span_s(k) / 2 for k in on]))
@@ -93,9 +132,9 @@ def _add_candidates(events: list[Event], candidates: Candidates, geometry: Caden
         channel0 = float(candidates.channel[n])
         rate = float(candidates.fine_index[n]) * geometry.fine_rate
         snr = dict(zip(on, candidates.on_snr[n]))
-        if any(_explains(event, channel0, rate, snr, geometry) for event in events):
+        if any(_explains(event, channel0, rate, snr, geometry) for event in lines.near(on, channel0, rate)):
             continue
-        events.append(Event(channel0, rate, half_rate, anchor, "cadence", float(candidates.snr_sum[n])))
+        lines.add(Event(channel0, rate, half_rate, anchor, "cadence", float(candidates.snr_sum[n])))
 
 
 def _explains(event: Event, channel0: float, rate: float, snr: dict[int, float], geometry: CadenceGeometry) -> bool:
@@ -125,7 +164,7 @@ def _half_box(rate: float, geometry: CadenceGeometry) -> float:
     return _box(rate, geometry) / 2
 
 
-def _add_hits(events: list[Event], hits: dict[int, Hits], geometry: CadenceGeometry, data: BlockData) -> None:
+def _add_hits(lines: Lines, hits: dict[int, Hits], geometry: CadenceGeometry) -> None:
     grid = geometry.grid
     flat = [(k, i) for k, h in hits.items() for i in range(len(h))]
     flat.sort(key=lambda item: -hits[item[0]].snr[item[1]])
@@ -139,13 +178,13 @@ def _add_hits(events: list[Event], hits: dict[int, Hits], geometry: CadenceGeome
         rate = j * grid.step_rate
         slack = 0.5 + _box(rate, geometry)  # the trial's rounding at the last row, and the boxcars
         best, best_distance = None, np.inf
-        for event in events:
+        for event in lines.near([k], c0 - rate * t0, rate):
             distance = max(abs(event.position(t0) - c0), abs(event.position(t1) - c1))
             if distance <= max(event.tolerance(t0), event.tolerance(t1)) + slack and distance < best_distance:
                 best, best_distance = event, distance
         if best is None:
             best = Event(c0 - rate * t0, rate, grid.step_rate / 2, (t0 + t1) / 2, "hits", float(h.snr[i]))
-            events.append(best)
+            lines.add(best)
         best.hit_files.setdefault(k, []).append(float(h.snr[i]))
         best.hit_points += [(t0, c0), (t1, c1)]
 
@@ -195,7 +234,7 @@ def _sharpen(event: Event, geometry: CadenceGeometry, data: BlockData, files: li
 
 def _refine_on_path(event: Event, geometry: CadenceGeometry, data: BlockData) -> None:
     """Sub-trial refinement: the line near the candidate's whose ON files add up to the most SNR."""
-    shifts = np.array([-0.5, 0.0, 0.5])
+    shifts = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])  # sub-channel starts: each rounds the path differently
     steps = np.array([-0.5, -0.25, 0.0, 0.25, 0.5]) * geometry.fine_rate
     channel0 = (event.channel0 + shifts[:, None] + 0 * steps[None, :]).ravel()
     rate = (event.rate + 0 * shifts[:, None] + steps[None, :]).ravel()

@@ -43,24 +43,32 @@ class Hits:
         return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("channel", "drift_index", "snr")))
 
 
-def find_hits(best_snr: np.ndarray, best_index: np.ndarray, first_channel: int, threshold: float, grid: DriftGrid) -> Hits:
-    """Hits from the best SNR over drifts of each channel.
+def find_peaks(best_snr: np.ndarray, best_index: np.ndarray, first_channel: int, threshold: float) -> Hits:
+    """Channels whose best SNR over drifts clears the cut and beats both neighbours (before `suppress`).
 
     Args:
         best_snr: (channels,) best SNR of any drift trial starting at each channel.
         best_index: (channels,) the drift trial that gave it.
         first_channel: Absolute index of `best_snr[0]`.
         threshold: The SNR cut.
-        grid: The drift trials (for path lengths and boxcar widths).
     """
     left = np.concatenate([[-np.inf], best_snr[:-1]])
     right = np.concatenate([best_snr[1:], [-np.inf]])
     peaks = np.flatnonzero((best_snr >= threshold) & (best_snr >= left) & (best_snr > right))
+    return Hits(peaks.astype(np.int64) + first_channel, best_index[peaks].astype(np.int64),
+                best_snr[peaks].astype(np.float64))  # fmt: skip
+
+
+def suppress(peaks: Hits, grid: DriftGrid) -> Hits:
+    """One hit per signal: peaks strongest first, each dropped if its path meets a kept, stronger one's.
+
+    Returns:
+        The kept hits in channel order.
+    """
     if len(peaks) == 0:
-        return Hits.empty()
-    order = peaks[np.argsort(-best_snr[peaks], kind="stable")]
-    channels = order.astype(np.int64)
-    indices = best_index[order].astype(np.int64)
+        return peaks
+    order = np.argsort(-peaks.snr, kind="stable")
+    channels, indices = peaks.channel[order], peaks.drift_index[order]
     widths = grid.widths(indices)
     reach = 2 * grid.max_index + 2 * int(widths.max()) + 2  # no path further than this can touch another
     kept: list[int] = []
@@ -79,8 +87,12 @@ def find_hits(best_snr: np.ndarray, best_index: np.ndarray, first_channel: int, 
         at = bisect.bisect_left(kept_channels, c)
         kept_channels.insert(at, c)
         kept_by_channel.insert(at, n)
-    kept_array = np.array(sorted(kept, key=lambda n: channels[n]), dtype=np.int64)
-    return Hits(channels[kept_array] + first_channel, indices[kept_array], best_snr[order[kept_array]].astype(np.float64))
+    return peaks.select(np.sort(order[np.array(kept, dtype=np.int64)]))
+
+
+def find_hits(best_snr: np.ndarray, best_index: np.ndarray, first_channel: int, threshold: float, grid: DriftGrid) -> Hits:
+    """`suppress(find_peaks(...))`: the hits of one stretch of channels."""
+    return suppress(find_peaks(best_snr, best_index, first_channel, threshold), grid)
 
 
 def _segments_meet(c1: int, j1: int, w1: int, c2: int, j2: int, w2: int) -> bool:

@@ -16,7 +16,7 @@ from spotter.errors import SpotterError
 from spotter.io import atomic_folder, read_csv, require_empty_folder, write_csv, write_text
 from spotter.progress import NullReporter, Reporter
 from spotter.seti.search import model
-from spotter.seti.search.block import plan_blocks, search_block
+from spotter.seti.search.block import BlockBuffers, plan_blocks, search_block
 from spotter.seti.search.cadence import OnPathSearch
 from spotter.seti.search.clean import measure_coarse
 from spotter.seti.search.config import SearchConfig
@@ -24,7 +24,7 @@ from spotter.seti.search.datfile import dat_text
 from spotter.seti.search.events import deduplicate, events_table
 from spotter.seti.search.geometry import CadenceGeometry
 from spotter.seti.search.header import check_cadence, fine_per_coarse, parse_pattern, read_header
-from spotter.seti.search.hits import Hits
+from spotter.seti.search.hits import Hits, suppress
 from spotter.seti.search.plots import plot_event
 from spotter.seti.search.reader import ChannelReader
 from spotter.seti.search.summary import cadence_summary, many_summary
@@ -108,6 +108,7 @@ def search_cadence(
     widths = sorted(set(grid.widths(grid.indices()).tolist()))
     on_path = OnPathSearch(geometry)
     blocks = plan_blocks(headers[0].nchans, coarse_width, config.block_channels)
+    buffers = BlockBuffers(geometry, max(b.core for b in blocks), device)
     hits: list[list[Hits]] = [[] for _ in headers]
     above: list[dict[int, int]] = [{} for _ in headers]
     rows: list[dict] = []
@@ -115,12 +116,11 @@ def search_cadence(
     for block in reporter.track(blocks, len(blocks), "search"):
         if block.coarse not in stats_by_coarse:
             stats_by_coarse[block.coarse] = [
-                measure_coarse(r.read(block.coarse_start, block.coarse_stop), block.coarse_start, widths, config.blank_dc)
-                for r in readers
+                measure_coarse(r, block.coarse_start, block.coarse_stop, widths, config.blank_dc) for r in readers
             ]
-        result = search_block(block, readers, stats_by_coarse[block.coarse], geometry, on_path, config, device)
+        result = search_block(block, readers, stats_by_coarse[block.coarse], geometry, on_path, config, buffers)
         for k in range(len(headers)):
-            hits[k].append(result.hits[k])
+            hits[k].append(result.peaks[k])
             above[k][block.coarse] = above[k].get(block.coarse, 0) + result.above_cut[k]
         for row in result.events:
             row["coarse"] = block.coarse
@@ -136,7 +136,7 @@ def search_cadence(
         order = np.argsort(-table["model_score"].to_numpy(), kind="stable")
         table, rows = table.iloc[order].reset_index(drop=True), [rows[i] for i in order]
     table.insert(0, "rank", np.arange(1, len(table) + 1))
-    all_hits = [Hits.concat(parts) for parts in hits]
+    all_hits = [suppress(Hits.concat(parts), grid) for parts in hits]  # one pass per file: blocks cannot differ
     pngs = []
     with atomic_folder(out) as staging:
         for k, header in enumerate(headers):
