@@ -4,7 +4,6 @@ come from the task registry)."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from spotter.seti.pseudo_cli import add_pseudo_command
 from spotter.seti.search_cli import add_search_commands
