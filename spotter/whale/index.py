@@ -270,3 +270,26 @@ def update_index(
     index = CatalogueIndex(folder, listed[COLUMNS], plain, flipped, description)
     index.save()
     return IndexUpdate(index, int((reuse >= 0).sum()), int(len(new_rows)), dropped, time.perf_counter() - started)
+
+
+def add_photos(matcher, index: CatalogueIndex, photos: pd.DataFrame, boxes: dict | None = None,
+               reporter=None) -> CatalogueIndex:
+    """Embeds photos (path, individual_id; image defaults to the path) and adds them to the index, saved at once:
+    a confirmed match or a new individual joins the catalogue and is a candidate for the next query.
+
+    Raises:
+        SpotterError: If the index belongs to another run, or a photo is missing or unreadable.
+    """
+    if index.description.get("fingerprint") != matcher.fingerprint:
+        raise SpotterError("the index was built with another run or other weights", index.folder)
+    photos = photos.reset_index(drop=True).copy()
+    photos["path"] = [str(Path(p).resolve()) for p in photos["path"]]
+    if "image" not in photos:
+        photos["image"] = photos["path"]
+    boxes = {str(Path(k).resolve()): v for k, v in (boxes or {}).items()}
+    photos["sha1"] = [content_hash(p) for p in photos["path"]]
+    photos["box"] = [box_text(boxes.get(p)) for p in photos["path"]]
+    views = matcher.embed(photos, boxes, reporter=reporter, what="added photos")
+    index.append(photos, views.plain, views.flipped if matcher.flips else None)
+    index.save()
+    return index
