@@ -201,7 +201,7 @@ def fit_run_calibration(oof, plain, vocab: list[str], species_of: dict[str, str]
 
     Args:
         oof: The out-of-fold ranking as predict ranks (kNN + head, flips).
-        plain: The same with plain kNN (no head, no flips), for the record.
+        plain: The same with plain kNN (no head, no flips), for the record; None to leave it out.
         vocab: The run's id vocabulary.
         species_of: Species by id, for per-species thresholds.
         retrieval: The run's retrieval config (calibration method, threshold policy and its settings).
@@ -215,7 +215,8 @@ def fit_run_calibration(oof, plain, vocab: list[str], species_of: dict[str, str]
         map_by_threshold,
     )
 
-    names, raw = oof.candidates.names(vocab), oof.candidates.scores
+    top = oof.candidates.labels[:, :TOP], oof.candidates.scores[:, :TOP]
+    names, raw = [[vocab[c] for c in row if c >= 0] for row in top[0]], top[1]
     scores = fit_calibration(names, raw, oof.truths, retrieval.calibration)
     probabilities = scores(raw)
     ranked = RankedQueries(names, probabilities, best_candidate_species(names, species_of), oof.truths)
@@ -228,8 +229,8 @@ def fit_run_calibration(oof, plain, vocab: list[str], species_of: dict[str, str]
         "threshold": threshold,
         "oof_map_at_5": best_map,
         "oof_map_at_5_no_new": float(map_by_threshold(names, probabilities, oof.truths, np.array([-1.0]))[0]),
-        "oof_map_at_5_plain_knn": best_threshold(plain.candidates.names(vocab), plain.candidates.scores,
-                                                 oof.truths)[1],
+        "oof_map_at_5_plain_knn": None if plain is None else best_threshold(
+            plain.candidates.names(vocab), plain.candidates.scores, oof.truths)[1],
         "oof_queries": len(oof.truths),
         "oof_new_ratio": float(np.mean([t == NEW_INDIVIDUAL for t in oof.truths])),
         "reliability": points,

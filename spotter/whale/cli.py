@@ -54,9 +54,10 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     pseudo.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s); several are blended as by `ensemble`")
     pseudo.add_argument("data", help="the data folder the runs were trained on (its test photos are labelled)")
     pseudo.add_argument("--out", required=True, help="new data folder (photos are symlinked, not copied)")
-    pseudo.add_argument("--threshold", type=float, required=True, help="top-1 score a test photo must reach")
+    pseudo.add_argument("--threshold", type=float, required=True,
+                        help="top-1 match probability a test photo must reach, e.g. 0.9")
     pseudo.add_argument(
-        "--margin", type=float, default=0.0, help="lead over the runner-up's score it must also have (default 0)"
+        "--margin", type=float, default=0.0, help="lead over the runner-up's probability it must also have (default 0)"
     )
     pseudo.add_argument("--no-tta", action="store_true", help="rank without the runs' flip TTA")
     pseudo.set_defaults(func=_pseudo)
@@ -101,7 +102,7 @@ def _pseudo(args: argparse.Namespace) -> int:
         args.runs, args.data, args.out, args.threshold, args.margin, tta=not args.no_tta,
         reporter=create_reporter(args.quiet),
     )
-    for label, key in (("top-1 scores", "top1_score_quantiles"), ("margins over the runner-up", "margin_quantiles")):
+    for label, key in (("top-1 probabilities", "top1_probability_quantiles"), ("margins over the runner-up", "margin_quantiles")):
         if summary.get(key):
             quantiles = ", ".join(f"{q} {v:.3f}" for q, v in summary[key].items())
             print(f"{label} of the test photos by quantile: {quantiles}")

@@ -265,6 +265,52 @@ def oof_map(candidates: Candidates, vocab: list[str], truths: list[str]) -> tupl
     return score, threshold
 
 
+@dataclass
+class Blend:
+    """Several runs' blended rankings on one calibrated scale.
+
+    Attributes:
+        runs: The runs' candidates (`compatible_run_scores`).
+        caches: Their cache files.
+        oof / test: The blended out-of-fold and test candidates (raw blended scores), best first.
+        calibration: The blend's `RunCalibration`, fitted on its out-of-fold ranking as a run's is.
+    """
+
+    runs: list[RunScores]
+    caches: list[Path]
+    oof: Candidates
+    test: Candidates
+    calibration: object
+
+    @property
+    def vocab(self) -> list[str]:
+        return self.runs[0].vocab
+
+
+def blend_runs(
+    runs: Sequence[str | Path], data_dir: str | Path, tta: bool = True, top: int = 5, reporter: Reporter = NullReporter()
+) -> Blend:
+    """The runs' per-individual scores averaged, and calibrated on the blended out-of-fold ranking.
+
+    Raises:
+        SpotterError: On a run given twice, runs trained on other ids or folds, or predicting other test photos.
+    """
+    from spotter.whale.calibration import fit_run_calibration
+    from spotter.whale.config import WhaleConfig
+    from spotter.whale.ranking import OutOfFold
+
+    distinct_runs(runs)
+    scores, caches = compatible_run_scores(runs, data_dir, tta, reporter)
+    vocab = scores[0].vocab
+    oof = blend_candidates([(s.oof_labels, s.oof_scores) for s in scores], len(vocab), top=max(top, 5))
+    test = blend_candidates([(s.test_labels, s.test_scores) for s in scores], len(vocab), top=max(top, 5))
+    retrieval = RunDir(scores[0].run).read_config(WhaleConfig).retrieval
+    species = {}  # per-species thresholds fall back to the overall one without the training table
+    calibration = fit_run_calibration(OutOfFold(scores[0].oof_images, [""] * len(scores[0].oof_images),
+                                                scores[0].oof_truths, oof), None, vocab, species, retrieval)
+    return Blend(scores, caches, oof, test, calibration)
+
+
 def ensemble_whale(
     runs: Sequence[str | Path],
     data_dir: str | Path,
@@ -272,41 +318,39 @@ def ensemble_whale(
     tta: bool = True,
     reporter: Reporter = NullReporter(),
 ) -> tuple[Path, dict]:
-    """Writes the submission of the runs' blended scores, with the threshold tuned on the blended OOF ranking.
+    """Writes the submission of the runs' blended scores, decided on the blend's calibrated scale.
 
     Returns:
-        The submission path and the record (runs, caches, per-run and blended out-of-fold MAP@5, thresholds).
+        The submission path and the record (runs, caches, per-run and blended out-of-fold MAP@5, the blend's
+        calibration).
 
     Raises:
         SpotterError: On runs trained on other ids or folds, or predicting other test photos.
     """
     from spotter.whale.predict import submission_frame
-    from spotter.whale.threshold import insert_new_individual
 
-    distinct_runs(runs)
-    scores, caches = compatible_run_scores(runs, data_dir, tta, reporter)
-    vocab, truths = scores[0].vocab, scores[0].oof_truths
+    blend = blend_runs(runs, data_dir, tta, reporter=reporter)
+    vocab, truths = blend.vocab, blend.runs[0].oof_truths
     inputs = {}
-    for s in scores:
+    for s in blend.runs:
         value, threshold = oof_map(Candidates(s.oof_labels, s.oof_scores), vocab, truths)
         inputs[str(s.run)] = {"oof_map_at_5": value, "threshold": threshold}
-    oof = blend_candidates([(s.oof_labels, s.oof_scores) for s in scores], len(vocab))
-    blended_map, threshold = oof_map(oof, vocab, truths)
-    test = blend_candidates([(s.test_labels, s.test_scores) for s in scores], len(vocab))
-    predictions = insert_new_individual(test.names(vocab), test.scores, threshold)
+    names = blend.test.names(vocab)
+    _, predictions, _ = blend.calibration.decide(names, blend.test.scores, [""] * len(names))
     out = Path(out)
-    write_csv(out, submission_frame(scores[0].test_images, predictions))
+    write_csv(out, submission_frame(blend.runs[0].test_images, predictions))
     record = {
         "task": "whale",
         "method": "mean",
-        "runs": [str(s.run) for s in scores],
+        "runs": [str(s.run) for s in blend.runs],
         "data": str(data_dir),
         "tta": tta,
-        "candidates_per_run": int(scores[0].oof_labels.shape[1]),
-        "scores": [str(c) for c in caches],
-        "samples": {"oof": len(truths), "test": len(scores[0].test_images)},
-        "metrics": {"inputs_oof": inputs, "ensemble_oof": blended_map},
-        "threshold": threshold,
+        "candidates_per_run": int(blend.runs[0].oof_labels.shape[1]),
+        "scores": [str(c) for c in blend.caches],
+        "samples": {"oof": len(truths), "test": len(blend.runs[0].test_images)},
+        "metrics": {"inputs_oof": inputs, "ensemble_oof": blend.calibration.record["oof_map_at_5"]},
+        "threshold": blend.calibration.threshold,
+        "calibration": {k: v for k, v in blend.calibration.record.items() if k != "reliability"},
         "test_new_first_ratio": float(np.mean([p[0] == NEW_INDIVIDUAL for p in predictions])),
     }
     return out, record
@@ -339,6 +383,6 @@ class WhaleBlender:
         lines = [f"oof MAP@5 {run}: {v['oof_map_at_5']:.5f} (threshold {v['threshold']:.4f})"
                  for run, v in record["metrics"]["inputs_oof"].items()]
         lines.append(f"oof MAP@5 ensemble (mean of scores): {record['metrics']['ensemble_oof']:.5f} "
-                     f"(threshold {record['threshold']:.4f})")
+                     f"(new_individual below probability {record['threshold']:.3f})")
         lines.append(f"new_individual first for {record['test_new_first_ratio']:.1%} of test photos")
         return lines

@@ -58,14 +58,15 @@ def make_pseudo_dataset(
     tta: bool = True,
     reporter: Reporter = NullReporter(),
 ) -> dict:
-    """Writes DATA2 = DATA's training photos plus the test photos whose top-1 score clears `threshold`.
+    """Writes DATA2 = DATA's training photos plus the test photos whose top-1 match probability clears `threshold`.
 
     Args:
         runs: Whale runs trained on DATA with the same folds (one, or several to blend).
         data_dir: Their training data folder, with the test photos to label.
         out: The new data folder; must not exist or be empty. It is built beside and renamed into place.
-        threshold: Top-1 score a test photo must reach.
-        min_margin: Lead of the top-1 score over the runner-up's it must also have: individuals with many
+        threshold: Top-1 match probability a test photo must reach (the runs' blend calibrated on their out-of-fold
+            photos, as every whale probability is).
+        min_margin: Lead of the top-1 probability over the runner-up's it must also have: individuals with many
             train photos collect high top-1 scores (a max over more photos), and the lead discounts that.
         tta: Rank with the runs' flip TTA.
         reporter: Progress of the embedding.
@@ -77,7 +78,7 @@ def make_pseudo_dataset(
         SpotterError: On bad data or runs, an `out` that is not empty, or test photo names already in train.
     """
     from spotter.whale.data import read_whale_data
-    from spotter.whale.ensemble import blend_candidates, compatible_run_scores
+    from spotter.whale.ensemble import blend_runs
 
     data_dir = Path(data_dir)
     for option, value in (("--threshold", threshold), ("--margin", min_margin)):
@@ -86,12 +87,13 @@ def make_pseudo_dataset(
     distinct_runs(runs)
     out = check_pseudo_output(out, data_dir)  # before the (slow) embedding
     data = read_whale_data(data_dir)
-    scores, caches = compatible_run_scores(runs, data_dir, tta, reporter)
-    vocab = scores[0].vocab
-    best = blend_candidates([(s.test_labels, s.test_scores) for s in scores], len(vocab), top=2)
-    margins = best.scores[:, 0] - best.scores[:, 1] if best.scores.shape[1] > 1 else None
+    blend = blend_runs(runs, data_dir, tta, reporter=reporter)
+    scores, caches, vocab = blend.runs, blend.caches, blend.vocab
+    probabilities = blend.calibration.scores(blend.test.scores[:, :2])
+    margins = probabilities[:, 0] - probabilities[:, 1] if probabilities.shape[1] > 1 else None
     chosen = select_confident(
-        scores[0].test_images, [vocab[c] for c in best.labels[:, 0]], best.scores[:, 0], threshold, margins, min_margin
+        scores[0].test_images, [vocab[c] for c in blend.test.labels[:, 0]], probabilities[:, 0], threshold, margins,
+        min_margin,
     )
 
     table = read_csv(data_dir / TRAIN_CSV, required=TRAIN_COLUMNS, dtype=str)
@@ -122,7 +124,7 @@ def make_pseudo_dataset(
         "test_photos": int(len(scores[0].test_images)),
         "pseudo_photos": int(len(chosen)),
         "pseudo_individuals": int(chosen["individual_id"].nunique()),
-        "top1_score_quantiles": _quantiles(best.scores[:, 0]),
+        "top1_probability_quantiles": _quantiles(probabilities[:, 0]),
         "margin_quantiles": _quantiles(margins) if margins is not None else None,
         "train_with": "spotter whale train DATA2",
     }

@@ -107,7 +107,8 @@ def stack_padded(parts: list[np.ndarray], fill: float = -np.inf) -> np.ndarray:
 
 
 def best_candidate_species(names: list[list[str]], species_of: dict[str, str]) -> list[str]:
-    """The species of each query's best candidate ("" when it has none): the group of per-species thresholds."""
-    return [species_of[n[0]] if n else "" for n in names]
+    """The species of each query's best candidate ("" when it has none or its species is unknown): the group of
+    per-species thresholds."""
+    return [species_of.get(n[0], "") if n else "" for n in names]
 
 

@@ -138,12 +138,16 @@ def test_pseudo_adds_confident_test_photos_under_their_top1_id(two_runs, whale_d
     data = read_whale_data(everything)
     assert len(data.train) == len(rows) and (everything / "train_images" / pseudo["image"].iloc[0]).is_symlink()
 
-    # a threshold in between takes fewer photos; one above every score takes none
-    quantile = summary["top1_score_quantiles"]["0.50"]
+    # a threshold between two top-1 probabilities takes exactly the photos at or above it
+    from spotter.whale.ensemble import blend_runs
+
+    blend = blend_runs(two_runs, whale_data)
+    top1 = blend.calibration.scores(blend.test.scores[:, 0])
+    threshold = float(np.median(top1))
     half = tmp_path / "half"
     assert main(["--quiet", "whale", "pseudo", *map(str, two_runs), str(whale_data), "--out", str(half),
-                 "--threshold", str(quantile)]) == 0
-    assert 0 < json.loads((half / "pseudo.json").read_text())["pseudo_photos"] < len(test)
+                 "--threshold", str(threshold)]) == 0
+    assert json.loads((half / "pseudo.json").read_text())["pseudo_photos"] == int((top1 >= threshold).sum())
     # a margin above every lead takes none either
     led = tmp_path / "led"
     assert main(["--quiet", "whale", "pseudo", *map(str, two_runs), str(whale_data), "--out", str(led),
