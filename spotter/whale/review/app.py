@@ -42,7 +42,7 @@ QUERY_SIDE = 720  # longest side of a query photo on the page, in pixels
 CANDIDATE_SIDE = 320
 MAX_SIDE = 1600
 SHORTCUTS = (
-    ("1–5", "confirm the candidate at that rank"),
+    ("1–{top}", "the answer at that rank (confirm it; at new_individual: mark new)"),
     ("N", "new individual (the id in the box)"),
     ("S", "skip"),
     ("U", "undo the last decision"),
@@ -86,7 +86,7 @@ def create_app(session: ReviewSession) -> FastAPI:
             "counts": session.counts(),
             "user": session.user,
             "run_name": Path(session.run).name,
-            "shortcuts": SHORTCUTS,
+            "shortcuts": [(key.format(top=min(session.top, 9)), meaning) for key, meaning in SHORTCUTS],
             "total": len(session.items),
         }
         return templates.TemplateResponse(request, "review.html.j2", context)
