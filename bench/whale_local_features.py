@@ -1,7 +1,7 @@
 """Whale re-ranking by local-feature inliers: MAP@5 with and without it, overall / known / new, and its time per query.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/whale_local_features.py RUN DATA [--shortlist 10]
-        [--splits 5] [--out whale_local_features.png]
+        [--splits 5] [--out whale_local_features.png] [--store]
 
 RUN is a trained whale run (with out-of-fold photos), DATA its data folder (test_labels.csv for the test figures;
 `spotter whale synth DATA --individuals 300 --seed 1` then `spotter whale train DATA --out RUN epochs=4 n_folds=5
@@ -47,7 +47,11 @@ def summary(truths, lists) -> dict[str, float]:
 def global_decision(names, scores, truths, retrieval):
     """The run's decision refitted on these queries: score → probability (its calibration method), threshold."""
     from spotter.whale.calibration import fit_calibration
-    from spotter.whale.threshold import RankedQueries, create_threshold_policy, insert_new_individual
+    from spotter.whale.threshold import (
+        RankedQueries,
+        create_threshold_policy,
+        insert_new_individual,
+    )
 
     calibration = fit_calibration(names, scores, truths, retrieval.calibration)
     policy = create_threshold_policy(retrieval.threshold_mode, retrieval)
@@ -69,7 +73,7 @@ def cross_fitted(names, scores, inliers, truths, retrieval, settings, splits: in
     without, with_ = [None] * count, [None] * count
     for p in range(splits):
         fit, held = np.flatnonzero(part != p), np.flatnonzero(part == p)
-        pick = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
+        pick = lambda seq, idx: [seq[i] for i in idx]
         decide = global_decision(pick(names, fit), scores[fit], pick(truths, fit), retrieval)
         for i, row in zip(held, decide(pick(names, held), scores[held])):
             without[i] = row
@@ -79,21 +83,23 @@ def cross_fitted(names, scores, inliers, truths, retrieval, settings, splits: in
     return without, with_
 
 
-def test_inliers(query_paths, query_views, gallery_views, rows, names, vocab, boxes, settings, reporter):
+def test_inliers(data, query_views, gallery_views, rows, names, vocab, boxes, settings, reporter):
     """(Q, k) inliers between each test photo and each candidate's train photo most like it."""
-    from spotter.whale.local_features import match_features
+    from spotter.whale.local_features import shortlist_inliers
 
     labels = np.searchsorted(vocab, rows["individual_id"].to_numpy().astype(str))
     position = {n: i for i, n in enumerate(vocab)}
     images, paths = rows["image"].astype(str).to_numpy(), rows["path"].astype(str).to_numpy()
-    inliers = np.zeros((len(names), max(len(n) for n in names)), np.int64)
-    for i in reporter.track(range(len(names)), len(names), "local features of test shortlists"):
-        query, box = str(query_paths[i][1]), boxes.get(str(query_paths[i][0]))
-        for j, name in enumerate(names[i]):
+    shortlists = []
+    for i, row in enumerate(names):
+        best = []
+        for name in row:
             photos = np.flatnonzero(labels == position[name])
-            best = photos[np.argmax(gallery_views.plain[photos] @ query_views.plain[i])]
-            inliers[i, j] = match_features(query, box, paths[best], boxes.get(images[best]), settings).inliers
-    return inliers
+            b = photos[np.argmax(gallery_views.plain[photos] @ query_views.plain[i])]
+            best.append((paths[b], boxes.get(images[b])))
+        shortlists.append(best)
+    queries = [(str(p), boxes.get(str(image))) for image, p in zip(data.test["image"], data.test["path"])]
+    return shortlist_inliers(queries, shortlists, settings, reporter)
 
 
 def plot(figures: dict[str, tuple[dict, dict]], out: Path, title: str) -> None:
@@ -137,6 +143,7 @@ def main() -> None:
     from spotter.whale.local_features import FeatureSettings
     from spotter.whale.predict import boxes_of, load_calibration
     from spotter.whale.ranking import (
+        INLIER_FUSION,
         best_candidate_species,
         fit_inlier_fusion,
         out_of_fold_inliers,
@@ -144,7 +151,13 @@ def main() -> None:
         rank_out_of_fold,
     )
     from spotter.whale.task import WhaleTask
-    from spotter.whale.views import combine, embed_models, restore_fold_models, run_rows, train_views
+    from spotter.whale.views import (
+        combine,
+        embed_models,
+        restore_fold_models,
+        run_rows,
+        train_views,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
@@ -154,6 +167,9 @@ def main() -> None:
     parser.add_argument("--detector", default="sift")
     parser.add_argument("--geometry", default="similarity")
     parser.add_argument("--out", default="whale_local_features.png")
+    parser.add_argument("--store", action="store_true",
+                        help=f"store the re-ranking fitted on all out-of-fold queries in RUN ({INLIER_FUSION}), "
+                             "where `whale match` uses it")
     args = parser.parse_args()
     cv2.setNumThreads(1)  # one core, as the time per query is quoted
     settings = FeatureSettings(detector=args.detector, geometry=args.geometry)
@@ -187,10 +203,14 @@ def main() -> None:
     without, with_ = cross_fitted(names, scores, inliers, truths, cfg.retrieval, settings, args.splits)
     figures[f"out-of-fold ({len(truths)} queries, cross-fitted)"] = (summary(truths, without), summary(truths, with_))
 
-    fusion = fit_inlier_fusion(names, scores, inliers, truths, cfg.retrieval, settings)
+    fusion = fit_inlier_fusion(names, scores, inliers, truths, cfg.retrieval, settings,
+                               dict(zip(rows["individual_id"], rows["species"])))
     a, c, b = fusion.coef
     print(f"fusion on all out-of-fold queries: P = sigmoid({a:.2f}·score + {c:.2f}·log(1 + inliers) {b:+.2f}), "
           f"new_individual below {fusion.record['threshold']:.3f}")
+    if args.store:
+        fusion.save(run.file(INLIER_FUSION))
+        print(f"stored: {run.file(INLIER_FUSION)}")
 
     test_seconds = None
     truth_path = Path(args.data) / "test_labels.csv"
@@ -205,8 +225,7 @@ def main() -> None:
         _, plain_lists, _ = calibration.decide([n[:5] for n in test_names], cands.scores[:, :5],
                                                best_candidate_species(test_names, species_of))
         started = time.perf_counter()
-        test_in = test_inliers(list(zip(data.test["image"], data.test["path"])), queries, gallery, rows, test_names,
-                               vocab, boxes, settings, reporter)
+        test_in = test_inliers(data, queries, gallery, rows, test_names, vocab, boxes, settings, reporter)
         test_seconds = time.perf_counter() - started
         fused = fusion.rerank(test_names, cands.scores, test_in)
         truth = read_csv(truth_path, required=["image", "individual_id"], dtype=str).set_index("image")

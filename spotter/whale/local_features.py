@@ -15,7 +15,7 @@ a homography are available by name.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from spotter.errors import SpotterError
+from spotter.progress import NullReporter, Reporter
 from spotter.whale.data import load_image
 
 Box = tuple[float, float, float, float]
@@ -241,22 +242,24 @@ def match_photo_features(a: PhotoFeatures, b: PhotoFeatures, settings: FeatureSe
         return FeatureMatch(0, **counts)
     _, norm = DETECTORS[settings.detector](settings.max_keypoints)
     knn = cv2.BFMatcher(norm).knnMatch(a.descriptors, b.descriptors, k=2)
-    pairs: dict[int, tuple[float, int]] = {}
-    for found in knn:
-        if len(found) == 2 and found[0].distance < settings.ratio * found[1].distance:
-            best = found[0]
-            # one partner per keypoint of b: the closest, so a repeated texture cannot vote many times
-            if best.trainIdx not in pairs or best.distance < pairs[best.trainIdx][0]:
-                pairs[best.trainIdx] = (best.distance, best.queryIdx)
-    if not pairs:
+    candidates = sorted((found[0].distance, found[0].queryIdx, found[0].trainIdx) for found in knn
+                        if len(found) == 2 and found[0].distance < settings.ratio * found[1].distance)
+    # one pair per place in each photo, the closest first: a detector gives one place several orientations, and
+    # a repeated texture could otherwise vote many times
+    used_a, used_b, idx_a, idx_b = set(), set(), [], []
+    for _, qa, tb in candidates:
+        place_a, place_b = tuple(np.round(a.points[qa]).tolist()), tuple(np.round(b.points[tb]).tolist())
+        if place_a not in used_a and place_b not in used_b:
+            used_a.add(place_a)
+            used_b.add(place_b)
+            idx_a.append(qa)
+            idx_b.append(tb)
+    if not idx_a:
         return FeatureMatch(0, **counts)
-    order = sorted(pairs.items(), key=lambda item: item[1][0])
-    idx_b = np.array([t for t, _ in order])
-    idx_a = np.array([q for _, (_, q) in order])
     points_a, points_b = a.points[idx_a], b.points[idx_b]
     geometry = GEOMETRIES[settings.geometry]
     transform, inliers = None, 0
-    if len(order) > geometry.sample:
+    if len(idx_a) > geometry.sample:
         threshold = settings.reprojection * max(b.size) * b.scale
         transform, mask = geometry.estimate(points_a * a.scale, points_b * b.scale, threshold)
         if transform is not None and mask is not None:
@@ -293,6 +296,29 @@ def match_features(
                                 settings)
 
 
+def shortlist_inliers(
+    queries: Sequence[tuple[PhotoSource, Box | None]],
+    shortlists: Sequence[Sequence[tuple[PhotoSource, Box | None]]],
+    settings: FeatureSettings = DEFAULT_SETTINGS,
+    reporter: Reporter = NullReporter(),
+) -> np.ndarray:
+    """(Q, k) inliers between each query photo and each photo of its shortlist (k: the longest; 0 where a
+    shortlist is shorter or names no photo), each (photo, box).
+
+    Raises:
+        SpotterError: If a photo is missing or unreadable.
+    """
+    inliers = np.zeros((len(queries), max((len(s) for s in shortlists), default=0)), np.int64)
+    for i, ((photo, box), shortlist) in enumerate(reporter.track(list(zip(queries, shortlists)), len(queries),
+                                                                "local features of shortlists")):
+        query = photo_features(photo, box, settings)
+        for j, (candidate, candidate_box) in enumerate(shortlist):
+            if candidate is not None and str(candidate):
+                inliers[i, j] = match_photo_features(query, photo_features(candidate, candidate_box, settings),
+                                                     settings).inliers
+    return inliers
+
+
 # ----------------------------------------------------------------------------------------------- drawing
 
 LINE_COLOURS = [(0, 200, 90), (255, 190, 0), (0, 170, 255), (255, 80, 160), (160, 110, 255), (255, 120, 40)]
@@ -302,16 +328,17 @@ CAPTION = 22  # pixels of the caption strip under the photos
 def draw_match(image_a: Image.Image, image_b: Image.Image, match: FeatureMatch, width: int = 900,
                caption: str | None = None) -> Image.Image:
     """Two photos side by side at one height, `width` pixels wide in all, with a line between each inlier pair,
-    and a caption strip under them (default: the inlier count)."""
+    and a caption strip under them (default: the inlier count; "": no strip)."""
     if width < 64:
         raise SpotterError(f"a correspondence drawing needs width >= 64, got {width}")
     gap = max(4, width // 100)
-    # one height h for both: h·(wa/ha) + h·(wb/hb) + gap = width
+    # one height for both: height·(wa/ha) + height·(wb/hb) + gap = width
     aspect = image_a.width / max(image_a.height, 1) + image_b.width / max(image_b.height, 1)
     height = max(1, int((width - gap) / aspect))
     size_a = (max(1, round(height * image_a.width / max(image_a.height, 1))), height)
     size_b = (max(1, width - gap - size_a[0]), height)
-    canvas = Image.new("RGB", (width, height + CAPTION), (255, 255, 255))
+    strip = CAPTION if caption != "" else 0
+    canvas = Image.new("RGB", (width, height + strip), (255, 255, 255))
     canvas.paste(image_a.convert("RGB").resize(size_a, Image.LANCZOS), (0, 0))
     canvas.paste(image_b.convert("RGB").resize(size_b, Image.LANCZOS), (size_a[0] + gap, 0))
     draw = ImageDraw.Draw(canvas)
@@ -325,8 +352,9 @@ def draw_match(image_a: Image.Image, image_b: Image.Image, match: FeatureMatch, 
         draw.line([tuple(pa), tuple(pb)], fill=colour, width=line)
         for x, y in (pa, pb):
             draw.ellipse([x - dot, y - dot, x + dot, y + dot], outline=colour, width=line)
-    text = caption if caption is not None else f"{match.inliers} inliers of {match.tentative} tentative pairs"
-    draw.text((4, height + 3), text, fill=(0, 0, 0), font=ImageFont.load_default(size=CAPTION - 7))
+    if strip:
+        text = caption if caption is not None else f"{match.inliers} inliers of {match.tentative} tentative pairs"
+        draw.text((4, height + 3), text, fill=(0, 0, 0), font=ImageFont.load_default(size=CAPTION - 7))
     return canvas
 
 
@@ -337,12 +365,13 @@ def draw_correspondences(
     box_b: Box | None,
     width: int = 900,
     settings: FeatureSettings = DEFAULT_SETTINGS,
+    caption: str | None = None,
 ) -> Image.Image:
     """The two photos (cropped by their boxes; None: the whole photo) side by side, `width` pixels wide, with a line
-    between each inlier pair and the inlier count under them.
+    between each inlier pair and a caption under them (default: the inlier count; "": none).
 
     Raises:
         SpotterError: If a photo is missing or unreadable.
     """
     image_a, image_b = photo_image(photo_a, box_a), photo_image(photo_b, box_b)
-    return draw_match(image_a, image_b, match_features(photo_a, box_a, photo_b, box_b, settings), width)
+    return draw_match(image_a, image_b, match_features(photo_a, box_a, photo_b, box_b, settings), width, caption)

@@ -11,8 +11,14 @@ import numpy as np
 import pandas as pd
 
 from spotter.errors import SpotterError
+from spotter.progress import NullReporter, Reporter
 from spotter.whale.config import WhaleConfig
 from spotter.whale.data import fold_classes
+from spotter.whale.local_features import (
+    DEFAULT_SETTINGS,
+    FeatureSettings,
+    shortlist_inliers,
+)
 from spotter.whale.retrieval import Candidates, top_individuals
 from spotter.whale.threshold import (
     RankedQueries,
@@ -124,6 +130,7 @@ def best_candidate_species(names: list[list[str]], species_of: dict[str, str]) -
 # ----------------------------------------------------------------------------------------------- re-ranking
 
 INLIER_FUSION = "inlier_fusion.json"  # a run's fitted re-ranking of shortlists by local-feature inliers
+SHORTLIST = 10  # candidates per query verified by local features (bench/whale_local_features.py)
 
 
 @dataclass
@@ -152,8 +159,8 @@ class InlierFusion:
     """A shortlist re-ranked by local-feature inliers, on a calibrated probability scale.
 
     The probability that a candidate is the photo's individual is a logistic model over its global score and
-    log(1 + inliers) (the first inliers say the most), fitted with scikit-learn on the run's out-of-fold shortlists,
-    where the truth is known; the new_individual threshold policy is refitted on these fused probabilities, so
+    log(1 + inliers) (the first inliers say the most) with weights that are never negative (`monotone_logistic`),
+    fitted on the run's out-of-fold shortlists, where the truth is known; the new_individual threshold policy is refitted on these fused probabilities, so
     "new" keeps its meaning on the new scale. Inliers are counted between the query and each candidate's catalogue
     photo most like it, with the `settings` the fusion was fitted with.
 
@@ -184,9 +191,9 @@ class InlierFusion:
         """Re-orders each query's shortlist by fused probability and inserts new_individual by the refitted threshold.
 
         Args:
-            names: Candidate ids per query, by global score (the first `shortlist` are used).
+            names: Candidate ids per query, by global score (the shortlist: best `shortlist` or more).
             scores: (Q, n) their global scores.
-            inliers: (Q, ≥ shortlist) their inlier counts.
+            inliers: (Q, n) their inlier counts.
             groups: A group per query for per-species thresholds (default: one group); the species of the
                 re-ranked best candidate is the caller's to give.
         """
@@ -212,8 +219,6 @@ class InlierFusion:
         import json
         from pathlib import Path
 
-        from spotter.whale.local_features import FeatureSettings
-
         path = Path(path)
         if not path.is_file():
             return None
@@ -231,7 +236,7 @@ class InlierFusion:
 
 
 def _rerank(fusion: InlierFusion, names, scores, inliers, groups) -> Reranked:
-    scores = np.asarray(scores, np.float64)[:, : fusion.shortlist]
+    scores = np.asarray(scores, np.float64)
     inliers = np.asarray(inliers, np.float64)[:, : scores.shape[1]]
     names, scores, inliers, probabilities = _by_fused(fusion, names, scores, inliers)
     groups = list(groups) if groups is not None else [""] * len(names)
@@ -272,11 +277,8 @@ def fit_inlier_fusion(
         species_of: Species by id, for per-species thresholds (none: one group).
 
     Raises:
-        SpotterError: When the shortlists hold no right (or no wrong) candidate, or a higher global score is not
-            likelier right (an untrained run: nothing to fuse with).
+        SpotterError: When the shortlists hold no right (or no wrong) candidate, or neither signal tells them apart.
     """
-    from sklearn.linear_model import LogisticRegression
-
     scores = np.asarray(scores, np.float64)
     inliers = np.asarray(inliers, np.float64)[:, : scores.shape[1]]
     rows, cols = np.nonzero(np.isfinite(scores))
@@ -285,18 +287,16 @@ def fit_inlier_fusion(
     if y.all() or not y.any():
         raise SpotterError(f"cannot fit the re-ranking on {len(y)} out-of-fold candidates: they need both right "
                            "and wrong ones")
-    # the same weak penalty as the global calibration: scores live in about [-1, 1], log-inliers in [0, 6]
-    model = LogisticRegression(C=100.0).fit(x, y)
-    a, c = (float(v) for v in model.coef_[0])
-    if a <= 0:
-        raise SpotterError("cannot fit the re-ranking: a higher global score is not likelier right (an untrained run)")
-    # more inliers never make a candidate less likely; a negative fit means they say nothing here
-    fusion = InlierFusion((a, max(c, 0.0), float(model.intercept_[0])), None, scores.shape[1], settings, {})
+    a, c, b = monotone_logistic(x, y)
+    if a == 0 and c == 0:
+        raise SpotterError("cannot fit the re-ranking: neither a higher global score nor more inliers is likelier "
+                           "right (an untrained run)")
+    fusion = InlierFusion((a, c, b), None, scores.shape[1], settings, {})
     ranked, _, _, probabilities = _by_fused(fusion, names, scores, inliers)
     species_of = species_of or {}
     groups = [species_of.get(n[0], "") if n else "" for n in ranked]
     policy = create_threshold_policy(retrieval.threshold_mode, retrieval)
-    record = {"mode": retrieval.threshold_mode, "candidates": int(len(y)), "queries": len(truths)}
+    record = {"mode": retrieval.threshold_mode, "candidates": len(y), "queries": len(truths)}
     record.update(policy.fit(RankedQueries(ranked, probabilities, groups, list(truths))))
     record["oof_map_at_5_no_new"] = float(map_by_threshold(ranked, probabilities, truths, np.array([-1.0]))[0])
     fusion.policy, fusion.record = policy, record
@@ -309,35 +309,84 @@ def out_of_fold_inliers(
     oof: OutOfFold,
     vocab: list[str],
     boxes: dict | None,
-    settings,
-    reporter=None,
+    settings: FeatureSettings = DEFAULT_SETTINGS,
+    reporter: Reporter = NullReporter(),
 ) -> np.ndarray:
     """(Q, k) inliers between each out-of-fold query (`rank_out_of_fold`, same order) and each of its candidates'
     train-side photo most like it (by the fold model's embeddings), each cropped by its box (`boxes` by image)."""
-    from spotter.progress import NullReporter
-    from spotter.whale.local_features import match_features
-
-    reporter = reporter or NullReporter()
     boxes = boxes or {}
     labels = np.searchsorted(vocab, rows["individual_id"].to_numpy().astype(str))
     images, paths = rows["image"].astype(str).to_numpy(), rows["path"].astype(str).to_numpy()
-    jobs = []  # (query row, [train rows of its candidates' best photos]) in rank_out_of_fold's order
-    q = 0
+
+    def photo(row: int) -> tuple:
+        return (paths[row], boxes.get(images[row])) if row >= 0 else (None, None)
+
+    queries, shortlists = [], []  # in rank_out_of_fold's order
     for fm, views in fold_views:
         if fm.fold < 0 or fm.train_mask.all():
             continue
         train = np.flatnonzero(fm.train_mask)
         for query in np.flatnonzero(~fm.train_mask):
             best = []
-            for label in oof.candidates.labels[q]:
+            for label in oof.candidates.labels[len(queries)]:
                 photos = train[labels[train] == label] if label >= 0 else train[:0]
                 best.append(int(photos[np.argmax(views.plain[photos] @ views.plain[query])]) if len(photos) else -1)
-            jobs.append((int(query), best))
-            q += 1
-    inliers = np.zeros(oof.candidates.labels.shape, np.int64)
-    for i, (query, best) in enumerate(reporter.track(jobs, len(jobs), "local features of out-of-fold shortlists")):
-        for j, photo in enumerate(best):
-            if photo >= 0:
-                inliers[i, j] = match_features(paths[query], boxes.get(images[query]), paths[photo],
-                                               boxes.get(images[photo]), settings).inliers
-    return inliers
+            queries.append(photo(int(query)))
+            shortlists.append([photo(b) for b in best])
+    inliers = shortlist_inliers(queries, shortlists, settings, reporter)
+    width = oof.candidates.labels.shape[1]
+    return np.pad(inliers, ((0, 0), (0, width - inliers.shape[1])))
+
+
+def monotone_logistic(x: np.ndarray, y: np.ndarray, penalty: float = 0.01) -> tuple[float, ...]:
+    """Logistic regression whose weights are never negative: (weights..., intercept) minimizing the log-loss plus
+    `penalty`/2·|weights|² (scipy's bounded L-BFGS).
+
+    A higher global score or more inliers never makes a candidate less likely, so the fused order agrees with
+    each signal alone; where the data would pull a weight below 0 (the other signal already explains it), it
+    stays at 0. The weak penalty (sklearn's C = 100, as the global calibration) keeps separable data finite.
+    """
+    from scipy.optimize import minimize
+
+    x, target = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    features = x.shape[1]
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:features], theta[features]
+        z = x @ w + b
+        p = 1.0 / (1.0 + np.exp(-z))
+        value = np.sum(np.logaddexp(0.0, z) - target * z) + 0.5 * penalty * w @ w
+        return value, np.append(x.T @ (p - target) + penalty * w, np.sum(p - target))
+
+    start = np.zeros(features + 1)
+    bounds = [(0.0, None)] * features + [(None, None)]
+    found = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500})
+    return tuple(float(v) for v in found.x)
+
+
+def calibrate_inlier_fusion(
+    run,
+    fold_views: Sequence[tuple[FoldModel, Views]],
+    rows: pd.DataFrame,
+    cfg: WhaleConfig,
+    boxes: dict | None,
+    settings: FeatureSettings = DEFAULT_SETTINGS,
+    shortlist: int = SHORTLIST,
+    reporter: Reporter = NullReporter(),
+) -> InlierFusion:
+    """Fits a run's re-ranking on its out-of-fold shortlists (what its calibration was fitted on) and stores it as
+    `INLIER_FUSION` in the run (when `run`, a `RunDir`, is given), where `Matcher.load` finds it.
+
+    Raises:
+        SpotterError: If the run has no out-of-fold photos, or nothing to fit (`fit_inlier_fusion`).
+    """
+    vocab = sorted(set(rows["individual_id"]))
+    oof = rank_out_of_fold(fold_views, rows, vocab, cfg, top=shortlist)
+    if oof is None:
+        raise SpotterError("the run has no out-of-fold photos to fit its re-ranking on (a full fit only)")
+    inliers = out_of_fold_inliers(fold_views, rows, oof, vocab, boxes, settings, reporter)
+    fusion = fit_inlier_fusion(oof.candidates.names(vocab), oof.candidates.scores, inliers, oof.truths,
+                               cfg.retrieval, settings, dict(zip(rows["individual_id"], rows["species"])))
+    if run is not None:
+        fusion.save(run.file(INLIER_FUSION))
+    return fusion
