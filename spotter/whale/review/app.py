@@ -162,6 +162,7 @@ def photo_data(session: ReviewSession, number: int) -> dict:
                 "probability": c.probability,
                 "score": c.score,
                 "catalogue_photo": c.catalogue_photo,
+                "inliers": getattr(c, "inliers", None),  # local-feature inliers, when the run re-ranks by them
                 "image": f"/images/catalogue/{image_token(c.catalogue_photo)}" if known and c.catalogue_photo else None,
                 "pair": f"/images/pair/{number}/{c.rank}" if known and c.catalogue_photo else None,
             }

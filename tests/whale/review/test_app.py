@@ -120,6 +120,32 @@ def test_image_routes(review, monkeypatch):
     assert client.get(f"/images/pair/1/{new_rank}").status_code == 404  # new_individual has no photo
 
 
+def test_the_local_feature_drawing_of_a_query_and_a_candidate(review):
+    _, client = review
+    answer = _best_known(client, 1)
+    drawn = client.get(answer["pair"])
+    assert drawn.status_code == 200 and drawn.headers["content-type"] == "image/png"
+    width, height = Image.open(io.BytesIO(drawn.content)).size
+    assert width > height  # two square photos side by side
+    assert client.get("/images/pair/1/99").status_code == 404
+
+
+def test_inlier_counts_show_when_the_run_reranks_by_local_features(review, monkeypatch):
+    session, client = review
+    plain = session.matcher.match
+
+    def reranked(*args, **kwargs):
+        matches = plain(*args, **kwargs)
+        for m in matches:
+            for c in m.known:
+                c.inliers = 7
+        return matches
+
+    monkeypatch.setattr(session.matcher, "match", reranked)
+    assert {c["inliers"] for c in client.get("/api/photos/1").json()["candidates"] if c["probability"]} == {7}
+    assert "7 local-feature inliers" in client.get("/review/1").text
+
+
 def test_confirm_new_skip_undo_write_the_log_and_keep_the_index_current(review, tiny_run):
     session, client = review
     catalogue_size = len(load_index(session.index.folder).photos)

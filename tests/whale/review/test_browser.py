@@ -122,6 +122,11 @@ def test_review_in_chromium_confirm_new_undo(tiny_run, index_copy, queue):
             page.goto(server.url + f"review/{page.locator('.q').count()}")
             assert page.locator(".card.candidate").first.get_attribute("data-id") == confirmed
 
+            # the local-feature drawing of the query and a candidate, on demand
+            page.locator('[data-action="features"]').first.click()
+            page.wait_for_function("document.getElementById('pair-image').naturalWidth > 0")
+            assert "RANSAC inliers" in page.locator("#pair-caption").inner_text()
+
             # a second confirm of photo 1 is refused on the page
             page.goto(server.url + "review/1")
             assert page.locator('[data-action="confirm"]').first.is_disabled()
