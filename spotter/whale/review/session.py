@@ -456,6 +456,8 @@ def open_review(
 
     if not user or not user.strip():
         raise SpotterError("--user must name who decides")
+    if top < 1:
+        raise SpotterError(f"--top must be at least 1, got {top}")
     catalogue = load_index(index)
     files = list(dict.fromkeys(list_photos(photos)))  # a photo named twice (itself and its folder) once
     for photo in files:

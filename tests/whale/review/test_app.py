@@ -260,6 +260,10 @@ def test_review_cli_refuses_bad_input_before_serving(tiny_run, index_copy, queue
     assert "is a folder" in capsys.readouterr().err
     assert main([*args[:4], str(tmp_path / "missing.jpg"), "--index", str(index_copy), "--no-browser"]) == 2
     assert "photo not found" in capsys.readouterr().err
+    assert main([*args, "--index", str(index_copy), "--top", "0"]) == 2
+    assert "--top must be at least 1" in capsys.readouterr().err
+    assert main([*args, "--index", str(index_copy), "--port", "70000"]) == 2
+    assert "--port must be within" in capsys.readouterr().err
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
