@@ -20,5 +20,7 @@ def test_wheel_ships_configs_templates_and_license(tmp_path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for task in ("seti", "whale", "toy"):
         assert f"spotter/configs/{task}/cpu.yaml" in names
+    for page_file in ("templates/review.html.j2", "templates/new_card.html.j2", "static/review.js", "static/review.css"):
+        assert f"spotter/whale/review/{page_file}" in names  # the review page's templates and static files
     assert any(n.endswith("/licenses/LICENSE") for n in names)
     assert not [n for n in names if n.startswith(("tests/", "bench/"))]

@@ -1,5 +1,5 @@
-"""`spotter whale ...` sub-commands of its own: synth, check, pseudo, report, and catalogue index / match (train and
-predict come from the task registry)."""
+"""`spotter whale ...` sub-commands of its own: synth, check, pseudo, report, and catalogue index / match / review
+(train and predict come from the task registry)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,22 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     match.add_argument("--bboxes", help="crop boxes of the photos (image,x1,y1,x2,y2; default: a bboxes.csv in "
                                         "each photo's folder)")
     match.set_defaults(func=_match)
+
+    review = sub.add_parser(
+        "review", parents=[common],
+        help="a local review page: confirm matches or add new individuals; decisions logged, the index kept current",
+    )
+    review.add_argument("run", help="run folder")
+    review.add_argument("photos", nargs="+", metavar="PHOTO|FOLDER", help="photos to review, or folders of them")
+    review.add_argument("--index", help="index folder from `whale index` (default: RUN/index)")
+    review.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0: any free one)")
+    review.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
+    review.add_argument("--user", help="who decides, recorded with each decision (default: the login name)")
+    review.add_argument("--bboxes", help="crop boxes of the photos (image,x1,y1,x2,y2; default: a bboxes.csv in "
+                                         "each photo's folder)")
+    review.add_argument("--decisions", help="decisions log, appended to (default: INDEX/decisions.jsonl)")
+    review.add_argument("--top", type=int, default=5, help="answers per photo, new_individual included (default 5)")
+    review.set_defaults(func=_review)
 
     pseudo = sub.add_parser(
         "pseudo", parents=[common], help="a new data folder: train plus test photos identified with confidence"
@@ -143,6 +159,47 @@ def _match(args: argparse.Namespace) -> int:
                 print(f"  {c.rank}. {c.individual_id}  p {c.probability:.3f}  ({c.catalogue_photo})")
     print(f"answers: {out}")
     print(f"sheet: {sheet}")
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    import getpass
+    import sys
+    import threading
+    import webbrowser
+
+    from spotter.progress import create_reporter
+    from spotter.whale.review.app import create_app, listen_socket, serve
+    from spotter.whale.review.session import open_review
+    from spotter.whale.service import default_index
+
+    sock = listen_socket(args.port)
+    try:
+        session = open_review(
+            args.run, args.index or default_index(args.run), args.photos, args.user or getpass.getuser(),
+            bboxes=args.bboxes, decisions=args.decisions, top=args.top, reporter=create_reporter(args.quiet),
+        )
+        for line in session.skipped_lines:
+            print(f"spotter: warning: {session.log.path}: line {line} is not a whole record (a write cut short) and "
+                  "was ignored", file=sys.stderr)
+        for label, photos in (("put back in", session.sync.added), ("taken out of", session.sync.removed)):
+            if photos:
+                print(f"{len(photos)} photo(s) {label} the index to match the decisions log")
+        for photo in session.sync.missing:
+            print(f"spotter: warning: {photo}: confirmed in the decisions log but no longer on disk", file=sys.stderr)
+        counts = session.counts()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+        print(f"review: {url} ({len(session.items)} photos, {counts['open']} open; decisions: {session.log.path}); "
+              "Ctrl+C stops", flush=True)
+        if not args.no_browser:
+            threading.Timer(0.5, webbrowser.open, [url]).start()
+        try:
+            serve(create_app(session), sock)
+        except KeyboardInterrupt:  # uvicorn stops cleanly on Ctrl+C, then raises it again for the caller
+            pass
+    finally:
+        sock.close()
+    print(f"stopped; decisions: {session.log.path}")
     return 0
 
 

@@ -4,7 +4,8 @@ An index folder holds `photos.csv` (one row per photo: its path, individual, con
 `embeddings.npz` (the run's combined embedding of each photo, and of its mirror image when the run flips) and
 `index.json` (the run it belongs to and counts). Running `index` again on the same folder embeds only photos it
 has not seen (the cache key is the file's content, its crop box and the run) and drops photos no longer listed;
-`add` appends confirmed photos one by one (the review page does). Every file is written atomically, the
+`add_photos` appends confirmed photos one by one and `remove_photos` takes them out again (the review page does,
+on a confirmation and its undo). Every file is written atomically, the
 description last.
 """
 
@@ -108,6 +109,15 @@ class CatalogueIndex:
         if self.flipped is not None or flipped is not None:
             old = self.flipped if self.flipped is not None else np.zeros((0, plain.shape[1]), np.float32)
             self.flipped = np.concatenate([old, flipped]) if len(old) else np.asarray(flipped, np.float32)
+
+    def remove(self, paths: Sequence[str | Path]) -> int:
+        """Drops photos (by path) in memory; `save` writes the change. Returns how many rows went."""
+        gone = self.photos["path"].isin({str(Path(p).resolve()) for p in paths}).to_numpy()
+        self.photos = self.photos[~gone].reset_index(drop=True)
+        self.plain = self.plain[~gone]
+        if self.flipped is not None:
+            self.flipped = self.flipped[~gone]
+        return int(gone.sum())
 
 
 def load_index(folder: str | Path) -> CatalogueIndex:
@@ -293,3 +303,15 @@ def add_photos(matcher, index: CatalogueIndex, photos: pd.DataFrame, boxes: dict
     index.append(photos, views.plain, views.flipped if matcher.flips else None)
     index.save()
     return index
+
+
+def remove_photos(index: CatalogueIndex, paths: Sequence[str | Path]) -> int:
+    """Takes photos (by path) out of the index, saved at once (an undone review decision leaves the catalogue).
+
+    Returns:
+        How many photos were removed (0 leaves the files untouched).
+    """
+    removed = index.remove(paths)
+    if removed:
+        index.save()
+    return removed

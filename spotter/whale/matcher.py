@@ -20,7 +20,8 @@ from spotter.errors import SpotterError
 from spotter.metrics import NEW_INDIVIDUAL
 from spotter.progress import NullReporter, Reporter
 from spotter.whale.config import WhaleConfig
-from spotter.whale.ranking import rank
+from spotter.whale.local_features import shortlist_inliers
+from spotter.whale.ranking import INLIER_FUSION, InlierFusion, rank
 from spotter.whale.views import FoldModel, Views, combine, dense_head, embed_models
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -35,6 +36,8 @@ class Candidate:
     probability: float | None  # None for new_individual: it sits where the candidates fall below the threshold
     score: float | None  # the raw kNN + head score
     catalogue_photo: str = ""  # the individual's catalogue photo most like the query
+    catalogue_box: tuple[float, float, float, float] | None = None  # its crop box in the index
+    inliers: int | None = None  # local-feature inliers with catalogue_photo, when the shortlist was re-ranked
 
 
 @dataclass
@@ -67,6 +70,8 @@ class Matcher:
         calibration: Its `RunCalibration` (scores → probabilities, the new_individual threshold).
         vocab: The run's id vocabulary (the id head's classes).
         runtime: Where the models run.
+        rerank: The run's `spotter.whale.ranking.InlierFusion` (a shortlist re-ranked by local-feature inliers,
+            with its own calibrated probabilities and threshold) when it has one; None: the global score decides.
     """
 
     run: RunDir
@@ -75,6 +80,7 @@ class Matcher:
     calibration: object
     vocab: list[str]
     runtime: object
+    rerank: InlierFusion | None = None
     _lookup: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -97,7 +103,8 @@ class Matcher:
                                run.path)
         vocab = _run_vocab(run)
         models = [FoldModel(f"fold{f}" if f >= 0 else "full", f, m, None) for f, m in fold_models(WhaleTask(), run, cfg)]
-        return cls(run, cfg, models, calibration, vocab, runtime or Runtime(cfg.mixed_precision))
+        rerank = InlierFusion.load(run.file(INLIER_FUSION), cfg.retrieval)
+        return cls(run, cfg, models, calibration, vocab, runtime or Runtime(cfg.mixed_precision), rerank)
 
     @property
     def run_path(self) -> str:
@@ -156,22 +163,40 @@ class Matcher:
                         np.zeros(0, np.int64))
         head = self._catalogue_head(queries, catalogue_vocab)
         queries = Views(queries.plain, queries.flipped, head, np.arange(len(catalogue_vocab)))
-        cands = rank(queries, gallery, labels, len(catalogue_vocab), self.cfg, top=top)
+        width = max(top, self.rerank.shortlist) if self.rerank is not None else top
+        cands = rank(queries, gallery, labels, len(catalogue_vocab), self.cfg, top=width)
         names = cands.names(catalogue_vocab)
-        probabilities, lists, thresholds = self.calibration.decide(names, cands.scores, [""] * len(names))
+        best = [self._best_photos(index, queries.plain[i], names[i]) for i in range(len(names))]
+        catalogue_boxes = index.boxes()
+        paths = [str(p) for p in photos["path"]]
+        if self.rerank is None:
+            scores, inliers = cands.scores, None
+            probabilities, lists, thresholds = self.calibration.decide(names, scores, [""] * len(names))
+        else:
+            queries_ = [(p, (boxes or {}).get(p)) for p in paths]
+            shortlists = [[(best[i].get(n, ""), catalogue_boxes.get(best[i].get(n, ""))) for n in names[i]]
+                          for i in range(len(names))]
+            inliers = shortlist_inliers(queries_, shortlists, self.rerank.settings, reporter)
+            reranked = self.rerank.rerank(names, cands.scores, inliers)
+            names, scores, inliers = reranked.names, reranked.scores, reranked.inliers
+            probabilities, lists, thresholds = reranked.probabilities, reranked.lists, reranked.thresholds
         thresholds = np.broadcast_to(np.asarray(thresholds, np.float64), (len(names),))
         matches = []
-        for i, photo in enumerate(photos["path"]):
-            score_of = dict(zip(names[i], cands.scores[i]))
+        for i, photo in enumerate(paths):
+            score_of = dict(zip(names[i], scores[i]))
             prob_of = dict(zip(names[i], probabilities[i]))
-            best = self._best_photos(index, queries.plain[i], names[i])
-            answers = [
-                Candidate(r, name, None if name == NEW_INDIVIDUAL else float(prob_of[name]),
-                          None if name == NEW_INDIVIDUAL else float(score_of[name]), best.get(name, ""))
-                for r, name in enumerate(lists[i][:top], start=1)
-            ]
-            box = (boxes or {}).get(str(photo))
-            matches.append(PhotoMatch(str(photo), answers, float(thresholds[i]), box))
+            inliers_of = dict(zip(names[i], inliers[i])) if inliers is not None else {}
+            answers = []
+            for r, name in enumerate(lists[i][:top], start=1):
+                if name == NEW_INDIVIDUAL:
+                    answers.append(Candidate(r, name, None, None))
+                    continue
+                found = best[i].get(name, "")
+                answers.append(Candidate(r, name, float(prob_of[name]), float(score_of[name]), found,
+                                         catalogue_boxes.get(found),
+                                         int(inliers_of[name]) if name in inliers_of else None))
+            box = (boxes or {}).get(photo)
+            matches.append(PhotoMatch(photo, answers, float(thresholds[i]), box))
         return matches
 
     def _catalogue_head(self, queries: Views, catalogue_vocab: list[str]) -> np.ndarray:
@@ -233,11 +258,14 @@ def list_photos(items: Sequence[str | Path]) -> list[Path]:
 
 def matches_frame(matches: Sequence[PhotoMatch]) -> pd.DataFrame:
     """One row per photo and answer: photo, rank, individual_id, probability (empty for new_individual), score,
-    catalogue_photo, new_threshold."""
+    catalogue_photo, new_threshold, inliers (local-feature inliers with catalogue_photo; empty unless re-ranked)."""
     rows = [
-        (m.photo, c.rank, c.individual_id, c.probability, c.score, c.catalogue_photo, m.new_threshold)
+        (m.photo, c.rank, c.individual_id, c.probability, c.score, c.catalogue_photo, m.new_threshold,
+         pd.NA if c.inliers is None else c.inliers)
         for m in matches
         for c in m.candidates
     ]
-    return pd.DataFrame(rows, columns=["photo", "rank", "individual_id", "probability", "score", "catalogue_photo",
-                                       "new_threshold"])
+    frame = pd.DataFrame(rows, columns=["photo", "rank", "individual_id", "probability", "score", "catalogue_photo",
+                                        "new_threshold", "inliers"])
+    frame["inliers"] = frame["inliers"].astype("Int64")
+    return frame

@@ -3,16 +3,30 @@ ranking every calibration, prediction and ensemble of a run starts from."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from spotter.errors import SpotterError
+from spotter.progress import NullReporter, Reporter
 from spotter.whale.config import WhaleConfig
 from spotter.whale.data import fold_classes
+from spotter.whale.local_features import (
+    DEFAULT_SETTINGS,
+    FeatureSettings,
+    shortlist_inliers,
+)
 from spotter.whale.retrieval import Candidates, top_individuals
-from spotter.whale.threshold import relabel_unseen
+from spotter.whale.threshold import (
+    RankedQueries,
+    create_threshold_policy,
+    insert_new_individual,
+    map_by_threshold,
+    relabel_unseen,
+)
 from spotter.whale.views import FoldModel, Views, subset
 
 
@@ -112,3 +126,268 @@ def best_candidate_species(names: list[list[str]], species_of: dict[str, str]) -
     return [species_of.get(n[0], "") if n else "" for n in names]
 
 
+
+
+# ----------------------------------------------------------------------------------------------- re-ranking
+
+INLIER_FUSION = "inlier_fusion.json"  # a run's fitted re-ranking of shortlists by local-feature inliers
+SHORTLIST = 10  # candidates per query verified by local features (bench/whale_local_features.py)
+
+
+@dataclass
+class Reranked:
+    """Shortlists after re-ranking, best first by the fused probability.
+
+    Attributes:
+        names: Candidate ids per query, re-ordered (without `new_individual`).
+        scores: (Q, k) their global scores, in the new order.
+        inliers: (Q, k) their inlier counts, in the new order.
+        probabilities: (Q, k) their fused probabilities, best first (0 for padding).
+        lists: The names with `new_individual` inserted by the refitted threshold.
+        thresholds: The new_individual threshold of each query (a fused probability).
+    """
+
+    names: list[list[str]]
+    scores: np.ndarray
+    inliers: np.ndarray
+    probabilities: np.ndarray
+    lists: list[list[str]]
+    thresholds: np.ndarray
+
+
+@dataclass
+class InlierFusion:
+    """A shortlist re-ranked by local-feature inliers, on a calibrated probability scale.
+
+    The probability that a candidate is the photo's individual is a logistic model over its global score and
+    log(1 + inliers) (the first inliers say the most) with weights that are never negative (`monotone_logistic`),
+    fitted on the run's out-of-fold shortlists, where the truth is known; the new_individual threshold policy is refitted on these fused probabilities, so
+    "new" keeps its meaning on the new scale. Inliers are counted between the query and each candidate's catalogue
+    photo most like it, with the `settings` the fusion was fitted with.
+
+    Attributes:
+        coef: (a, c, b): P = sigmoid(a·score + c·log(1 + inliers) + b).
+        policy: The new_individual threshold policy, fitted on fused probabilities.
+        shortlist: Candidates per query that are verified and re-ranked (the answers come from these).
+        settings: The `spotter.whale.local_features.FeatureSettings` the inliers are counted with.
+        record: What the fit found (JSON-ready).
+    """
+
+    coef: tuple[float, float, float]
+    policy: object
+    shortlist: int
+    settings: object
+    record: dict
+
+    def probabilities(self, scores: np.ndarray, inliers: np.ndarray) -> np.ndarray:
+        """Fused probabilities of candidates (any shape); −inf scores (padding) map to 0."""
+        scores = np.asarray(scores, np.float64)
+        finite = np.isfinite(scores)
+        a, c, b = self.coef
+        logit = a * np.where(finite, scores, 0.0) + c * np.log1p(np.asarray(inliers, np.float64)) + b
+        return np.where(finite, 1.0 / (1.0 + np.exp(-logit)), 0.0)
+
+    def rerank(self, names: list[list[str]], scores: np.ndarray, inliers: np.ndarray,
+               groups: Sequence[str] | None = None) -> Reranked:
+        """Re-orders each query's shortlist by fused probability and inserts new_individual by the refitted threshold.
+
+        Args:
+            names: Candidate ids per query, by global score (the shortlist: best `shortlist` or more).
+            scores: (Q, n) their global scores.
+            inliers: (Q, n) their inlier counts.
+            groups: A group per query for per-species thresholds (default: one group); the species of the
+                re-ranked best candidate is the caller's to give.
+        """
+        return _rerank(self, names, scores, inliers, groups)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return {**self.record, "coef": list(self.coef), "shortlist": self.shortlist, "settings": asdict(self.settings)}
+
+    def save(self, path) -> None:
+        from spotter.io import write_json
+
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path, retrieval) -> InlierFusion | None:
+        """The fusion stored at `path` (None when there is none).
+
+        Raises:
+            SpotterError: If the file is unreadable or not a fusion.
+        """
+        import json
+        from pathlib import Path
+
+        path = Path(path)
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text())
+            coef = tuple(float(v) for v in record.pop("coef"))
+            shortlist = int(record.pop("shortlist"))
+            settings = FeatureSettings(**record.pop("settings"))
+            policy = create_threshold_policy(record["mode"], retrieval).restore(record)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise SpotterError(f"unreadable re-ranking ({type(err).__name__}: {err})", path) from None
+        if len(coef) != 3:
+            raise SpotterError("unreadable re-ranking: coef needs 3 numbers", path)
+        return cls(coef, policy, shortlist, settings, record)
+
+
+def _rerank(fusion: InlierFusion, names, scores, inliers, groups) -> Reranked:
+    scores = np.asarray(scores, np.float64)
+    inliers = np.asarray(inliers, np.float64)[:, : scores.shape[1]]
+    names, scores, inliers, probabilities = _by_fused(fusion, names, scores, inliers)
+    groups = list(groups) if groups is not None else [""] * len(names)
+    thresholds = fusion.policy.thresholds(RankedQueries(names, probabilities, groups))
+    thresholds = np.broadcast_to(np.asarray(thresholds, np.float64), (len(names),)).copy()
+    return Reranked(names, scores, inliers.astype(np.int64), probabilities,
+                    insert_new_individual(names, probabilities, thresholds), thresholds)
+
+
+def _by_fused(fusion: InlierFusion, names, scores: np.ndarray, inliers: np.ndarray):
+    """Shortlists sorted by fused probability (stable: equal probabilities keep the global order)."""
+    probabilities = fusion.probabilities(scores, inliers)
+    order = np.argsort(-probabilities, axis=1, kind="stable")
+    width = scores.shape[1]
+    names = [[row[j] for j in o if j < len(row)] for row, o in zip([list(n)[:width] for n in names], order)]
+    take = functools.partial(np.take_along_axis, indices=order, axis=1)
+    return names, take(scores), take(inliers), take(probabilities)
+
+
+def fit_inlier_fusion(
+    names: list[list[str]],
+    scores: np.ndarray,
+    inliers: np.ndarray,
+    truths: Sequence[str],
+    retrieval,
+    settings,
+    species_of: dict[str, str] | None = None,
+) -> InlierFusion:
+    """Fits the fused probability and its new_individual threshold on out-of-fold shortlists.
+
+    Args:
+        names: Each query's shortlist (k candidates by global score).
+        scores: (Q, k) their global scores.
+        inliers: (Q, k) their inlier counts.
+        truths: True ids, `new_individual` where unseen on the train side.
+        retrieval: The run's retrieval config (threshold policy and its settings).
+        settings: The `FeatureSettings` the inliers were counted with.
+        species_of: Species by id, for per-species thresholds (none: one group).
+
+    Raises:
+        SpotterError: When the shortlists hold no right (or no wrong) candidate, or neither signal tells them apart.
+    """
+    scores = np.asarray(scores, np.float64)
+    inliers = np.asarray(inliers, np.float64)[:, : scores.shape[1]]
+    rows, cols = np.nonzero(np.isfinite(scores))
+    x = np.stack([scores[rows, cols], np.log1p(inliers[rows, cols])], axis=1)
+    y = np.array([j < len(names[i]) and names[i][j] == truths[i] for i, j in zip(rows, cols)], dtype=bool)
+    if y.all() or not y.any():
+        raise SpotterError(f"cannot fit the re-ranking on {len(y)} out-of-fold candidates: they need both right "
+                           "and wrong ones")
+    a, c, b = monotone_logistic(x, y)
+    if a == 0 and c == 0:
+        raise SpotterError("cannot fit the re-ranking: neither a higher global score nor more inliers is likelier "
+                           "right (an untrained run)")
+    fusion = InlierFusion((a, c, b), None, scores.shape[1], settings, {})
+    ranked, _, _, probabilities = _by_fused(fusion, names, scores, inliers)
+    species_of = species_of or {}
+    groups = [species_of.get(n[0], "") if n else "" for n in ranked]
+    policy = create_threshold_policy(retrieval.threshold_mode, retrieval)
+    record = {"mode": retrieval.threshold_mode, "candidates": len(y), "queries": len(truths)}
+    record.update(policy.fit(RankedQueries(ranked, probabilities, groups, list(truths))))
+    record["oof_map_at_5_no_new"] = float(map_by_threshold(ranked, probabilities, truths, np.array([-1.0]))[0])
+    fusion.policy, fusion.record = policy, record
+    return fusion
+
+
+def out_of_fold_inliers(
+    fold_views: Sequence[tuple[FoldModel, Views]],
+    rows: pd.DataFrame,
+    oof: OutOfFold,
+    vocab: list[str],
+    boxes: dict | None,
+    settings: FeatureSettings = DEFAULT_SETTINGS,
+    reporter: Reporter = NullReporter(),
+) -> np.ndarray:
+    """(Q, k) inliers between each out-of-fold query (`rank_out_of_fold`, same order) and each of its candidates'
+    train-side photo most like it (by the fold model's embeddings), each cropped by its box (`boxes` by image)."""
+    boxes = boxes or {}
+    labels = np.searchsorted(vocab, rows["individual_id"].to_numpy().astype(str))
+    images, paths = rows["image"].astype(str).to_numpy(), rows["path"].astype(str).to_numpy()
+
+    def photo(row: int) -> tuple:
+        return (paths[row], boxes.get(images[row])) if row >= 0 else (None, None)
+
+    queries, shortlists = [], []  # in rank_out_of_fold's order
+    for fm, views in fold_views:
+        if fm.fold < 0 or fm.train_mask.all():
+            continue
+        train = np.flatnonzero(fm.train_mask)
+        for query in np.flatnonzero(~fm.train_mask):
+            best = []
+            for label in oof.candidates.labels[len(queries)]:
+                photos = train[labels[train] == label] if label >= 0 else train[:0]
+                best.append(int(photos[np.argmax(views.plain[photos] @ views.plain[query])]) if len(photos) else -1)
+            queries.append(photo(int(query)))
+            shortlists.append([photo(b) for b in best])
+    inliers = shortlist_inliers(queries, shortlists, settings, reporter)
+    width = oof.candidates.labels.shape[1]
+    return np.pad(inliers, ((0, 0), (0, width - inliers.shape[1])))
+
+
+def monotone_logistic(x: np.ndarray, y: np.ndarray, penalty: float = 0.01) -> tuple[float, ...]:
+    """Logistic regression whose weights are never negative: (weights..., intercept) minimizing the log-loss plus
+    `penalty`/2·|weights|² (scipy's bounded L-BFGS).
+
+    A higher global score or more inliers never makes a candidate less likely, so the fused order agrees with
+    each signal alone; where the data would pull a weight below 0 (the other signal already explains it), it
+    stays at 0. The weak penalty (sklearn's C = 100, as the global calibration) keeps separable data finite.
+    """
+    from scipy.optimize import minimize
+
+    x, target = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    features = x.shape[1]
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:features], theta[features]
+        z = x @ w + b
+        p = 1.0 / (1.0 + np.exp(-z))
+        value = np.sum(np.logaddexp(0.0, z) - target * z) + 0.5 * penalty * w @ w
+        return value, np.append(x.T @ (p - target) + penalty * w, np.sum(p - target))
+
+    start = np.zeros(features + 1)
+    bounds = [(0.0, None)] * features + [(None, None)]
+    found = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500})
+    return tuple(float(v) for v in found.x)
+
+
+def calibrate_inlier_fusion(
+    run,
+    fold_views: Sequence[tuple[FoldModel, Views]],
+    rows: pd.DataFrame,
+    cfg: WhaleConfig,
+    boxes: dict | None,
+    settings: FeatureSettings = DEFAULT_SETTINGS,
+    shortlist: int = SHORTLIST,
+    reporter: Reporter = NullReporter(),
+) -> InlierFusion:
+    """Fits a run's re-ranking on its out-of-fold shortlists (what its calibration was fitted on) and stores it as
+    `INLIER_FUSION` in the run (when `run`, a `RunDir`, is given), where `Matcher.load` finds it.
+
+    Raises:
+        SpotterError: If the run has no out-of-fold photos, or nothing to fit (`fit_inlier_fusion`).
+    """
+    vocab = sorted(set(rows["individual_id"]))
+    oof = rank_out_of_fold(fold_views, rows, vocab, cfg, top=shortlist)
+    if oof is None:
+        raise SpotterError("the run has no out-of-fold photos to fit its re-ranking on (a full fit only)")
+    inliers = out_of_fold_inliers(fold_views, rows, oof, vocab, boxes, settings, reporter)
+    fusion = fit_inlier_fusion(oof.candidates.names(vocab), oof.candidates.scores, inliers, oof.truths,
+                               cfg.retrieval, settings, dict(zip(rows["individual_id"], rows["species"])))
+    if run is not None:
+        fusion.save(run.file(INLIER_FUSION))
+    return fusion
