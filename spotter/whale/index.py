@@ -24,13 +24,14 @@ import pandas as pd
 
 from spotter.errors import SpotterError
 from spotter.io import atomic_path, ensure_writable_dir, read_csv, write_csv, write_json
+from spotter.progress import NullReporter, Reporter
 
-PHOTOS = "photos.csv"
-EMBEDDINGS = "embeddings.npz"
+PHOTOS = "photos-{generation}.csv"
+EMBEDDINGS = "embeddings-{generation}.npz"
 DESCRIPTION = "index.json"
 CATALOGUE_CSV = "catalogue.csv"  # a catalogue folder's table of known photos: image,individual_id
 BOXES_CSV = "bboxes.csv"  # optional crop boxes beside it: image,x1,y1,x2,y2
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 COLUMNS = ["image", "individual_id", "path", "sha1", "box"]
 
 
@@ -80,27 +81,42 @@ class CatalogueIndex:
         return {str(p): parse_box(b) for p, b in zip(self.photos["path"], self.photos["box"]) if parse_box(b)}
 
     def save(self) -> Path:
-        """Writes the index's files (each atomically; the description last, so a half-saved index is never read
-        as whole)."""
+        """Writes a new generation of the index's files, switches the description to it, removes the old one."""
         ensure_writable_dir(self.folder)
+        generation = self._next_generation()
         arrays = {"plain": np.ascontiguousarray(self.plain, np.float32)}
         if self.flipped is not None:
             arrays["flipped"] = np.ascontiguousarray(self.flipped, np.float32)
-        with atomic_path(self.folder / EMBEDDINGS) as tmp:
+        with atomic_path(self.folder / EMBEDDINGS.format(generation=generation)) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)
-        write_csv(self.folder / PHOTOS, self.photos[COLUMNS])
+        write_csv(self.folder / PHOTOS.format(generation=generation), self.photos[COLUMNS])
         description = {
             **self.description,
+            "generation": generation,
             "format_version": FORMAT_VERSION,
             "photos": int(len(self.photos)),
             "individuals": int(self.photos["individual_id"].nunique()),
             "dim": int(self.plain.shape[1]) if self.plain.ndim == 2 else 0,
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        write_json(self.folder / DESCRIPTION, description)
+        write_json(self.folder / DESCRIPTION, description)  # the switch: one rename
         self.description = description
+        for stale in (PHOTOS, EMBEDDINGS):
+            for path in self.folder.glob(stale.format(generation="*")):
+                if path.name != stale.format(generation=generation):
+                    path.unlink(missing_ok=True)
         return self.folder
+
+    def _next_generation(self) -> int:
+        """One past every generation the folder holds files of (never a name a current index reads)."""
+        import re
+
+        seen = [int(m.group(1)) for p in self.folder.iterdir()
+                if (m := re.fullmatch(r"(?:photos|embeddings)-(\d+)\.(?:csv|npz)", p.name))]
+        if self.description.get("generation") is not None:
+            seen.append(int(self.description["generation"]))
+        return max(seen) + 1 if seen else 0
 
     def append(self, photos: pd.DataFrame, plain: np.ndarray, flipped: np.ndarray | None) -> None:
         """Adds embedded photos (rows as in `photos`) in memory; `save` writes them."""
@@ -130,22 +146,29 @@ def load_index(folder: str | Path) -> CatalogueIndex:
     if not folder.is_dir():
         raise SpotterError("index folder not found; build it with `spotter whale index RUN CATALOGUE --out INDEX`",
                            folder)
-    for name in (DESCRIPTION, PHOTOS, EMBEDDINGS):
-        if not (folder / name).is_file():
-            raise SpotterError(f"not an index folder: {name} missing", folder)
+    if not (folder / DESCRIPTION).is_file():
+        raise SpotterError(f"not an index folder: {DESCRIPTION} missing", folder)
     try:
         description = json.loads((folder / DESCRIPTION).read_text())
-        with np.load(folder / EMBEDDINGS, allow_pickle=False) as z:
+    except (OSError, ValueError) as err:
+        raise SpotterError(f"cannot read the index ({type(err).__name__}: {err})", folder / DESCRIPTION) from None
+    if not isinstance(description, dict) or description.get("format_version") != FORMAT_VERSION:
+        raise SpotterError("an index of another spotter version; build it again with `spotter whale index`", folder)
+    names = {k: v.format(generation=description.get("generation")) for k, v in (("photos", PHOTOS),
+                                                                               ("embeddings", EMBEDDINGS))}
+    for name in names.values():
+        if not (folder / name).is_file():
+            raise SpotterError(f"not a whole index folder: {name} missing", folder)
+    try:
+        with np.load(folder / names["embeddings"], allow_pickle=False) as z:
             plain = z["plain"].astype(np.float32)
             flipped = z["flipped"].astype(np.float32) if "flipped" in z.files else None
     except (OSError, ValueError, KeyError) as err:
         raise SpotterError(f"cannot read the index ({type(err).__name__}: {err})", folder) from None
-    if not isinstance(description, dict) or description.get("format_version") != FORMAT_VERSION:
-        raise SpotterError("an index of another spotter version; build it again with `spotter whale index`", folder)
-    photos = read_csv(folder / PHOTOS, required=COLUMNS, dtype=str).fillna({"box": ""})
+    photos = read_csv(folder / names["photos"], required=COLUMNS, dtype=str).fillna({"box": ""})
     if plain.ndim != 2 or len(plain) != len(photos) or (flipped is not None and flipped.shape != plain.shape):
-        raise SpotterError(f"{EMBEDDINGS} holds {plain.shape} embeddings but {PHOTOS} lists {len(photos)} photos",
-                           folder)
+        raise SpotterError(f"{names['embeddings']} holds {plain.shape} embeddings but {names['photos']} lists "
+                           f"{len(photos)} photos", folder)
     return CatalogueIndex(folder, photos, plain, flipped, description)
 
 
@@ -227,7 +250,7 @@ def update_index(
     folder: str | Path,
     listed: pd.DataFrame,
     boxes: dict,
-    reporter=None,
+    reporter: Reporter = NullReporter(),
 ) -> IndexUpdate:
     """Builds or refreshes an index: reuses embeddings of photos seen before (same content, box and run), embeds
     the new ones, drops photos no longer listed, and saves.
@@ -283,7 +306,7 @@ def update_index(
 
 
 def add_photos(matcher, index: CatalogueIndex, photos: pd.DataFrame, boxes: dict | None = None,
-               reporter=None) -> CatalogueIndex:
+               reporter: Reporter = NullReporter()) -> CatalogueIndex:
     """Embeds photos (path, individual_id; image defaults to the path) and adds them to the index, saved at once:
     a confirmed match or a new individual joins the catalogue and is a candidate for the next query.
 
