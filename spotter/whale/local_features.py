@@ -182,6 +182,11 @@ def _file_features(path: str, box: Box | None, stamp: tuple[int, int], settings:
     return extract_features(load_image(path, box), settings)
 
 
+def clear_feature_cache() -> None:
+    """Forgets the cached features of photo files (they are recomputed on next use)."""
+    _file_features.cache_clear()
+
+
 def photo_features(photo: PhotoSource, box: Box | None = None,
                    settings: FeatureSettings = DEFAULT_SETTINGS) -> PhotoFeatures:
     """The features of a photo file (cached while the file is unchanged) or image, cropped by `box`.
