@@ -228,7 +228,7 @@ class InlierFusion:
             shortlist = int(record.pop("shortlist"))
             settings = FeatureSettings(**record.pop("settings"))
             policy = create_threshold_policy(record["mode"], retrieval).restore(record)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, SpotterError) as err:
             raise SpotterError(f"unreadable re-ranking ({type(err).__name__}: {err})", path) from None
         if len(coef) != 3:
             raise SpotterError("unreadable re-ranking: coef needs 3 numbers", path)

@@ -235,3 +235,18 @@ def test_the_matcher_reranks_only_with_a_fusion(tmp_path, photos, rerank):
     sheet = write_match_sheet([match], tmp_path / "sheet.png", thumb=80)
     columns = 1 + len(match.candidates)
     assert Image.open(sheet).size == (columns * 80 + 2 * 80, 80 + 34)
+
+
+def test_a_damaged_fusion_file_is_one_line_naming_it(tmp_path):
+    from spotter.whale.config import WhaleConfig
+
+    path = tmp_path / "inlier_fusion.json"
+    assert InlierFusion.load(path, WhaleConfig().retrieval) is None
+    path.write_text('{"coef": [1, 2], "shortlist": 10, "settings": {}, "mode": "best", "threshold": 0.3}')
+    with pytest.raises(SpotterError, match="coef") as err:
+        InlierFusion.load(path, WhaleConfig().retrieval)
+    assert str(path) in str(err.value)
+    path.write_text('{"coef": [1, 2, 3], "shortlist": 10, "settings": {"detector": "surf"}, "mode": "best"}')
+    with pytest.raises(SpotterError, match="detector") as err:
+        InlierFusion.load(path, WhaleConfig().retrieval)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
