@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+COLD_QUERIES = 30  # test queries timed alone, with no features cached
+
 
 def ap_at_5(truths, lists) -> np.ndarray:
     """Per-query average precision at 5 (Kaggle's)."""
@@ -58,48 +60,47 @@ def global_decision(names, scores, truths, retrieval):
     policy.fit(RankedQueries(names, calibration(scores), [""] * len(names), list(truths)))
 
     def decide(names_, scores_):
+        """(probabilities, lists with new_individual inserted)."""
         probabilities = calibration(scores_)
-        return insert_new_individual(names_, probabilities, policy.thresholds(RankedQueries(names_, probabilities,
-                                                                                            [""] * len(names_))))
+        thresholds = policy.thresholds(RankedQueries(names_, probabilities, [""] * len(names_)))
+        return probabilities, insert_new_individual(names_, probabilities, thresholds)
+
     return decide
 
 
 def cross_fitted(names, scores, inliers, truths, retrieval, settings, splits: int, seed: int = 0):
-    """Out-of-fold lists without / with re-ranking, each part decided by a fit on the other parts."""
+    """Out-of-fold lists without / with re-ranking, each part decided by a fit on the other parts, and the
+    expected calibration error of each one's held-out probabilities (first 5 candidates)."""
+    from spotter.whale.calibration import (
+        candidate_pairs,
+        expected_calibration_error,
+        reliability,
+    )
     from spotter.whale.ranking import fit_inlier_fusion
 
     count = len(truths)
     part = np.random.default_rng(seed).permutation(count) % splits
-    without, with_ = [None] * count, [None] * count
+    lists = {"without": [None] * count, "with": [None] * count}
+    pairs = {"without": ([], []), "with": ([], [])}
+
+    def pick(seq, idx):
+        return [seq[i] for i in idx]
+
     for p in range(splits):
         fit, held = np.flatnonzero(part != p), np.flatnonzero(part == p)
-        pick = lambda seq, idx: [seq[i] for i in idx]
         decide = global_decision(pick(names, fit), scores[fit], pick(truths, fit), retrieval)
-        for i, row in zip(held, decide(pick(names, held), scores[held])):
-            without[i] = row
+        probabilities, rows = decide(pick(names, held), scores[held])
         fusion = fit_inlier_fusion(pick(names, fit), scores[fit], inliers[fit], pick(truths, fit), retrieval, settings)
-        for i, row in zip(held, fusion.rerank(pick(names, held), scores[held], inliers[held]).lists):
-            with_[i] = row
-    return without, with_
-
-
-def test_inliers(data, query_views, gallery_views, rows, names, vocab, boxes, settings, reporter):
-    """(Q, k) inliers between each test photo and each candidate's train photo most like it."""
-    from spotter.whale.local_features import shortlist_inliers
-
-    labels = np.searchsorted(vocab, rows["individual_id"].to_numpy().astype(str))
-    position = {n: i for i, n in enumerate(vocab)}
-    images, paths = rows["image"].astype(str).to_numpy(), rows["path"].astype(str).to_numpy()
-    shortlists = []
-    for i, row in enumerate(names):
-        best = []
-        for name in row:
-            photos = np.flatnonzero(labels == position[name])
-            b = photos[np.argmax(gallery_views.plain[photos] @ query_views.plain[i])]
-            best.append((paths[b], boxes.get(images[b])))
-        shortlists.append(best)
-    queries = [(str(p), boxes.get(str(image))) for image, p in zip(data.test["image"], data.test["path"])]
-    return shortlist_inliers(queries, shortlists, settings, reporter)
+        fused = fusion.rerank(pick(names, held), scores[held], inliers[held])
+        for kind, ranked, probs, answers in (("without", pick(names, held), probabilities, rows),
+                                              ("with", fused.names, fused.probabilities, fused.lists)):
+            for i, row in zip(held, answers):
+                lists[kind][i] = row
+            x, y = candidate_pairs(ranked, probs, pick(truths, held))
+            pairs[kind][0].extend(x)
+            pairs[kind][1].extend(y)
+    errors = {kind: expected_calibration_error(reliability(np.array(x), np.array(y))) for kind, (x, y) in pairs.items()}
+    return lists["without"], lists["with"], errors
 
 
 def plot(figures: dict[str, tuple[dict, dict]], out: Path, title: str) -> None:
@@ -140,15 +141,21 @@ def main() -> None:
     from spotter.progress import RichReporter
     from spotter.whale.config import WhaleConfig
     from spotter.whale.data import read_whale_data
-    from spotter.whale.local_features import FeatureSettings
+    from spotter.whale.local_features import (
+        FeatureSettings,
+        clear_feature_cache,
+        shortlist_inliers,
+    )
     from spotter.whale.predict import boxes_of, load_calibration
     from spotter.whale.ranking import (
         INLIER_FUSION,
         best_candidate_species,
         fit_inlier_fusion,
         out_of_fold_inliers,
+        photo_places,
         rank,
         rank_out_of_fold,
+        shortlist_photos,
     )
     from spotter.whale.task import WhaleTask
     from spotter.whale.views import (
@@ -187,9 +194,9 @@ def main() -> None:
     oof = rank_out_of_fold(list(zip(models, views)), rows, vocab, cfg, top=args.shortlist)
     names, scores = oof.candidates.names(vocab), oof.candidates.scores
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     inliers = out_of_fold_inliers(list(zip(models, views)), rows, oof, vocab, boxes, settings, reporter)
-    oof_seconds = time.perf_counter() - started
+    oof_seconds, oof_cpu = time.perf_counter() - started, time.process_time() - cpu
     truths = oof.truths
     known = np.array([n[: args.shortlist].count(t) > 0 for n, t in zip(names, truths)])
     right = np.array([[j < len(n) and n[j] == t for j in range(scores.shape[1])] for n, t in zip(names, truths)])
@@ -197,10 +204,13 @@ def main() -> None:
           f"truth in the shortlist of {known.mean():.0%}; inliers: right candidates median "
           f"{np.median(inliers[right]) if right.any() else float('nan'):.0f}, wrong ones median "
           f"{np.median(inliers[~right & np.isfinite(scores)]):.0f}; "
-          f"{1000 * oof_seconds / len(truths):.0f} ms per query ({args.shortlist} pairs)")
+          f"{1000 * oof_seconds / len(truths):.0f} ms per query ({1000 * oof_cpu / len(truths):.0f} ms CPU; "
+          f"{args.shortlist} pairs)")
 
     figures = {}
-    without, with_ = cross_fitted(names, scores, inliers, truths, cfg.retrieval, settings, args.splits)
+    without, with_, errors = cross_fitted(names, scores, inliers, truths, cfg.retrieval, settings, args.splits)
+    print(f"out-of-fold, cross-fitted: expected calibration error of the held-out probabilities (first 5 "
+          f"candidates) without / with re-ranking {errors['without']:.3f} / {errors['with']:.3f}")
     figures[f"out-of-fold ({len(truths)} queries, cross-fitted)"] = (summary(truths, without), summary(truths, with_))
 
     fusion = fit_inlier_fusion(names, scores, inliers, truths, cfg.retrieval, settings,
@@ -212,7 +222,6 @@ def main() -> None:
         fusion.save(run.file(INLIER_FUSION))
         print(f"stored: {run.file(INLIER_FUSION)}")
 
-    test_seconds = None
     truth_path = Path(args.data) / "test_labels.csv"
     if truth_path.is_file():
         calibration = load_calibration(run, cfg)
@@ -224,15 +233,26 @@ def main() -> None:
         species_of = dict(zip(rows["individual_id"], rows["species"]))
         _, plain_lists, _ = calibration.decide([n[:5] for n in test_names], cands.scores[:, :5],
                                                best_candidate_species(test_names, species_of))
-        started = time.perf_counter()
-        test_in = test_inliers(data, queries, gallery, rows, test_names, vocab, boxes, settings, reporter)
-        test_seconds = time.perf_counter() - started
+        started, cpu = time.perf_counter(), time.process_time()
+        shortlists = shortlist_photos(queries.plain, cands.labels, gallery.plain, labels, photo_places(rows, boxes))
+        test_in = shortlist_inliers(photo_places(data.test, boxes), shortlists, settings, reporter)
+        test_seconds, test_cpu = time.perf_counter() - started, time.process_time() - cpu
+        cold = []  # one query on its own, no photo's features computed before (a review page's first look)
+        for query, shortlist in list(zip(photo_places(data.test, boxes), shortlists))[:COLD_QUERIES]:
+            clear_feature_cache()
+            started, cpu = time.perf_counter(), time.process_time()
+            shortlist_inliers([query], [shortlist], settings)
+            cold.append((time.perf_counter() - started, time.process_time() - cpu))
         fused = fusion.rerank(test_names, cands.scores, test_in)
         truth = read_csv(truth_path, required=["image", "individual_id"], dtype=str).set_index("image")
         test_truths = list(truth.loc[data.test["image"], "individual_id"])
         figures[f"test ({len(test_truths)} photos)"] = (summary(test_truths, plain_lists),
                                                         summary(test_truths, fused.lists))
-        print(f"test: {1000 * test_seconds / len(test_truths):.0f} ms per query ({args.shortlist} pairs)")
+        cold_wall, cold_cpu = np.mean(cold, axis=0)
+        print(f"test: {1000 * test_seconds / len(test_truths):.0f} ms per query ({1000 * test_cpu / len(test_truths):.0f}"
+              f" ms CPU; {args.shortlist} pairs, catalogue photos' features reused across queries); "
+              f"{1000 * cold_wall:.0f} ms ({1000 * cold_cpu:.0f} ms CPU) for a query alone with no features cached "
+              f"(mean of {len(cold)})")
 
     for name, (before, after) in figures.items():
         print(f"{name}: MAP@5 without / with re-ranking  " + "  ".join(

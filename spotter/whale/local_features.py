@@ -2,9 +2,9 @@
 
 OpenCV finds keypoints with descriptors in each photo (SIFT by default, ORB on request), pairs them with Lowe's
 ratio test, and RANSAC keeps the pairs one geometric transform explains (the inliers): the same fin or fluke seen
-twice gives many, two different animals few. Photos are cropped by their boxes with the margin every whale
-embedding uses, and reduced so their longer side is at most `FeatureSettings.max_side` pixels, so a pair costs
-tens of milliseconds. Nothing downloads weights.
+twice gives many, two different animals few. Photos are cropped by their boxes as `spotter.whale.data.load_image`
+crops them (10% margin, the embeddings' default) and reduced so their longer side is at most
+`FeatureSettings.max_side` pixels, so a pair costs tens of milliseconds. Nothing downloads weights.
 
 The transform is a 4-parameter similarity (rotation, scale, shift: `cv2.estimateAffinePartial2D`) by default:
 an animal's flank or fluke seen from a boat changes mostly by those, and with the few dozen tentative pairs a
@@ -146,8 +146,8 @@ class PhotoFeatures:
 
 
 def photo_image(photo: PhotoSource, box: Box | None = None) -> Image.Image:
-    """A photo file as RGB, cropped by `box` (x1, y1, x2, y2 in its pixels; None: the whole photo) with the margin
-    whale embeddings use; an image given as such is taken as it is (crop it first).
+    """A photo file as RGB, cropped by `box` (x1, y1, x2, y2 in its pixels; None: the whole photo) as
+    `load_image` crops; an image given as such is taken as it is (crop it first).
 
     Raises:
         SpotterError: If the photo is missing or unreadable, or a box comes with an image.
@@ -180,6 +180,11 @@ def _file_features(path: str, box: Box | None, stamp: tuple[int, int], settings:
     """Features of a photo file, cached by path, box, (modification time, size) and settings: a review page or a
     shortlist asks for the same catalogue photo again and again."""
     return extract_features(load_image(path, box), settings)
+
+
+def clear_feature_cache() -> None:
+    """Forgets the cached features of photo files (they are recomputed on next use)."""
+    _file_features.cache_clear()
 
 
 def photo_features(photo: PhotoSource, box: Box | None = None,

@@ -167,16 +167,18 @@ class Matcher:
         cands = rank(queries, gallery, labels, len(catalogue_vocab), self.cfg, top=width)
         names = cands.names(catalogue_vocab)
         best = [self._best_photos(index, queries.plain[i], names[i]) for i in range(len(names))]
-        catalogue_boxes = index.boxes()
+        # photos are compared as the run embeds them: cropped by their boxes when it crops
+        catalogue_boxes = index.boxes() if self.cfg.use_bboxes else {}
+        crops = (boxes or {}) if self.cfg.use_bboxes else {}
         paths = [str(p) for p in photos["path"]]
         if self.rerank is None:
             scores, inliers = cands.scores, None
             probabilities, lists, thresholds = self.calibration.decide(names, scores, [""] * len(names))
         else:
-            queries_ = [(p, (boxes or {}).get(p)) for p in paths]
+            places = [(p, crops.get(p)) for p in paths]
             shortlists = [[(best[i].get(n, ""), catalogue_boxes.get(best[i].get(n, ""))) for n in names[i]]
                           for i in range(len(names))]
-            inliers = shortlist_inliers(queries_, shortlists, self.rerank.settings, reporter)
+            inliers = shortlist_inliers(places, shortlists, self.rerank.settings, reporter)
             reranked = self.rerank.rerank(names, cands.scores, inliers)
             names, scores, inliers = reranked.names, reranked.scores, reranked.inliers
             probabilities, lists, thresholds = reranked.probabilities, reranked.lists, reranked.thresholds

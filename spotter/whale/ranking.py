@@ -229,7 +229,7 @@ class InlierFusion:
             shortlist = int(record.pop("shortlist"))
             settings = FeatureSettings(**record.pop("settings"))
             policy = create_threshold_policy(record["mode"], retrieval).restore(record)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, SpotterError) as err:
             raise SpotterError(f"unreadable re-ranking ({type(err).__name__}: {err})", path) from None
         if len(coef) != 3:
             raise SpotterError("unreadable re-ranking: coef needs 3 numbers", path)
@@ -315,28 +315,52 @@ def out_of_fold_inliers(
 ) -> np.ndarray:
     """(Q, k) inliers between each out-of-fold query (`rank_out_of_fold`, same order) and each of its candidates'
     train-side photo most like it (by the fold model's embeddings), each cropped by its box (`boxes` by image)."""
-    boxes = boxes or {}
     labels = np.searchsorted(vocab, rows["individual_id"].to_numpy().astype(str))
-    images, paths = rows["image"].astype(str).to_numpy(), rows["path"].astype(str).to_numpy()
-
-    def photo(row: int) -> tuple:
-        return (paths[row], boxes.get(images[row])) if row >= 0 else (None, None)
-
     queries, shortlists = [], []  # in rank_out_of_fold's order
     for fm, views in fold_views:
         if fm.fold < 0 or fm.train_mask.all():
             continue
-        train = np.flatnonzero(fm.train_mask)
-        for query in np.flatnonzero(~fm.train_mask):
-            best = []
-            for label in oof.candidates.labels[len(queries)]:
-                photos = train[labels[train] == label] if label >= 0 else train[:0]
-                best.append(int(photos[np.argmax(views.plain[photos] @ views.plain[query])]) if len(photos) else -1)
-            queries.append(photo(int(query)))
-            shortlists.append([photo(b) for b in best])
+        valid = np.flatnonzero(~fm.train_mask)
+        part = oof.candidates.labels[len(queries) : len(queries) + len(valid)]
+        queries += photo_places(rows.iloc[valid], boxes)
+        shortlists += shortlist_photos(views.plain[valid], part, views.plain[fm.train_mask], labels[fm.train_mask],
+                                       photo_places(rows[fm.train_mask], boxes))
     inliers = shortlist_inliers(queries, shortlists, settings, reporter)
     width = oof.candidates.labels.shape[1]
     return np.pad(inliers, ((0, 0), (0, width - inliers.shape[1])))
+
+
+def photo_places(rows: pd.DataFrame, boxes: dict | None) -> list[tuple[str, tuple | None]]:
+    """(path, crop box) of each row's photo (`boxes` by image, as a whale data folder gives them)."""
+    boxes = boxes or {}
+    return [(str(p), boxes.get(str(i))) for p, i in zip(rows["path"], rows["image"])]
+
+
+def shortlist_photos(
+    queries: np.ndarray,
+    candidates: np.ndarray,
+    gallery: np.ndarray,
+    gallery_labels: np.ndarray,
+    gallery_photos: Sequence[tuple],
+) -> list[list[tuple]]:
+    """For each query and each of its candidates, the candidate's gallery photo most like the query.
+
+    Args:
+        queries: (Q, D) plain embeddings of the queries.
+        candidates: (Q, k) their candidates' labels (−1: padding, which gets (None, None)).
+        gallery: (N, D) plain embeddings of the gallery.
+        gallery_labels: (N,) label of each gallery photo.
+        gallery_photos: (path, box) of each gallery photo.
+    """
+    similarity = queries @ gallery.T
+    out = []
+    for i, row in enumerate(candidates):
+        chosen = []
+        for label in row:
+            photos = np.flatnonzero(gallery_labels == label) if label >= 0 else []
+            chosen.append(gallery_photos[photos[np.argmax(similarity[i, photos])]] if len(photos) else (None, None))
+        out.append(chosen)
+    return out
 
 
 def monotone_logistic(x: np.ndarray, y: np.ndarray, penalty: float = 0.01) -> tuple[float, ...]:

@@ -235,3 +235,58 @@ def test_the_matcher_reranks_only_with_a_fusion(tmp_path, photos, rerank):
     sheet = write_match_sheet([match], tmp_path / "sheet.png", thumb=80)
     columns = 1 + len(match.candidates)
     assert Image.open(sheet).size == (columns * 80 + 2 * 80, 80 + 34)
+
+
+def test_a_damaged_fusion_file_is_one_line_naming_it(tmp_path):
+    from spotter.whale.config import WhaleConfig
+
+    path = tmp_path / "inlier_fusion.json"
+    assert InlierFusion.load(path, WhaleConfig().retrieval) is None
+    path.write_text('{"coef": [1, 2], "shortlist": 10, "settings": {}, "mode": "best", "threshold": 0.3}')
+    with pytest.raises(SpotterError, match="coef") as err:
+        InlierFusion.load(path, WhaleConfig().retrieval)
+    assert str(path) in str(err.value)
+    path.write_text('{"coef": [1, 2, 3], "shortlist": 10, "settings": {"detector": "surf"}, "mode": "best"}')
+    with pytest.raises(SpotterError, match="detector") as err:
+        InlierFusion.load(path, WhaleConfig().retrieval)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+# ----------------------------------------------------------------------------------------------- a run end to end
+
+
+def test_a_run_fits_its_fusion_and_match_uses_it(whale_data, tmp_path):
+    """Train a tiny run, fit its re-ranking on its out-of-fold shortlists, and match through the CLI with it."""
+    from spotter.cli import main
+    from spotter.engine.rundir import RunDir
+    from spotter.engine.runtime import Runtime
+    from spotter.whale.config import WhaleConfig
+    from spotter.whale.data import read_whale_data
+    from spotter.whale.predict import boxes_of
+    from spotter.whale.ranking import INLIER_FUSION, calibrate_inlier_fusion
+    from spotter.whale.task import WhaleTask
+    from spotter.whale.views import restore_fold_models, run_rows, train_views
+    from tests.whale.test_task import TINY
+
+    run_dir = tmp_path / "run"
+    assert main(["--quiet", "whale", "train", str(whale_data), "--out", str(run_dir), *TINY, "train_folds=[]"]) == 0
+    run = RunDir(run_dir)
+    cfg = run.read_config(WhaleConfig)
+    data = read_whale_data(whale_data)
+    rows = run_rows(run, data)
+    models = restore_fold_models(WhaleTask(), run, cfg, rows)
+    boxes = boxes_of(data, cfg)
+    views = train_views(run, models, rows, cfg, boxes, Runtime(cfg.mixed_precision))
+    fusion = calibrate_inlier_fusion(run, list(zip(models, views)), rows, cfg, boxes, shortlist=4)
+    assert (run_dir / INLIER_FUSION).is_file() and fusion.shortlist == 4
+    assert fusion.coef[0] >= 0 and fusion.coef[1] >= 0 and fusion.record["queries"] == len(rows)
+
+    out = tmp_path / "matches.csv"
+    assert main(["--quiet", "whale", "index", str(run_dir), str(whale_data)]) == 0
+    assert main(["--quiet", "whale", "match", str(run_dir), str(whale_data / "test_images"), "--out", str(out),
+                 "--bboxes", str(whale_data / "bboxes.csv")]) == 0
+    matches = pd.read_csv(out, dtype={"individual_id": str})
+    known = matches[matches["individual_id"] != "new_individual"]
+    assert known["inliers"].notna().all() and (known["inliers"] >= 0).all()
+    for _, answers in known.groupby("photo"):
+        assert answers["probability"].is_monotonic_decreasing  # ranked by the fused probability
