@@ -76,6 +76,8 @@ class WhaleRetrievalConfig:
     flip_tta: bool = True  # mirrored queries and mirrored gallery copies (the 1st place's TTA)
     head_weight: float = 0.5  # mix of the id head's cosines into the kNN scores (1st place: 0.5)
     calibration: str = "logistic"  # score → probability fit on out-of-fold queries: logistic | isotonic
+    local_features: bool = True  # re-rank each photo's shortlist by local-feature inliers (SIFT + RANSAC)
+    shortlist: int = 10  # candidates per photo verified by local features
     threshold_mode: str = "best"  # best | per_species | ratio
     new_ratio: float = 0.165  # target share of new-first answers for threshold_mode ratio
     min_species_queries: int = 20  # out-of-fold photos a species needs for its own threshold
@@ -115,6 +117,7 @@ class WhaleConfig(TrainConfig):
             (0 <= r.head_weight <= 1, "retrieval.head_weight", "in [0, 1]"),
             (r.threshold_mode in THRESHOLD_MODES, "retrieval.threshold_mode", " | ".join(THRESHOLD_MODES)),
             (r.calibration in CALIBRATIONS, "retrieval.calibration", " | ".join(CALIBRATIONS)),
+            (r.shortlist >= 1, "retrieval.shortlist", "at least 1"),
             (any(f >= 0 for f in self.train_folds) or not self.train_folds, "train_folds",
              "at least one cross-validation fold (e.g. [0] or [0, -1]): a whale run calibrates its scores on "
              "out-of-fold photos"),

@@ -26,8 +26,19 @@ from spotter.progress import NullReporter, Reporter
 from spotter.whale.calibration import CALIBRATION, OOF_RETRIEVAL, RunCalibration, fit_run_calibration
 from spotter.whale.config import WhaleConfig
 from spotter.whale.data import WhaleData, read_whale_data
+from spotter.whale.local_features import shortlist_inliers
 from spotter.whale.layout import TEST_CSV
-from spotter.whale.ranking import best_candidate_species, oof_frame, rank, rank_out_of_fold
+from spotter.whale.ranking import (
+    INLIER_FUSION,
+    InlierFusion,
+    best_candidate_species,
+    calibrate_inlier_fusion,
+    oof_frame,
+    photo_places,
+    rank,
+    rank_out_of_fold,
+    shortlist_photos,
+)
 from spotter.whale.views import FoldModel, combine, embed_models, restore_fold_models, run_rows, train_views
 
 
@@ -93,6 +104,11 @@ def calibrate_models(
     calibration = fit_run_calibration(oof, plain, vocab, dict(zip(rows["individual_id"], rows["species"])),
                                       cfg.retrieval)
     if run is not None:
+        fusion = fit_fusion(run, fold_views, rows, cfg, boxes, reporter)
+        calibration.record["local_features"] = (
+            {"shortlist": fusion.shortlist, "oof_map_at_5": fusion.record.get("oof_map_at_5")}
+            if isinstance(fusion, InlierFusion) else {"off": fusion}
+        )
         frame = oof_frame(oof, vocab)
         probabilities = calibration.scores(oof.candidates.scores)
         frame["probabilities"] = [" ".join(f"{v:.6f}" for v in row[np.isfinite(raw)])
@@ -100,6 +116,19 @@ def calibrate_models(
         write_csv(run.file(OOF_RETRIEVAL), frame)
         calibration.save(run.file(CALIBRATION))
     return calibration
+
+
+def fit_fusion(run: RunDir, fold_views, rows: pd.DataFrame, cfg: WhaleConfig, boxes, reporter) -> InlierFusion | str:
+    """The run's re-ranking by local-feature inliers, fitted and stored when the config asks for it; otherwise (or
+    when there is nothing to fit, e.g. an untrained run) the reason it is off, and no stale fusion file is left."""
+    run.file(INLIER_FUSION).unlink(missing_ok=True)
+    if not cfg.retrieval.local_features:
+        return "retrieval.local_features is false"
+    try:
+        return calibrate_inlier_fusion(run, fold_views, rows, cfg, boxes, shortlist=cfg.retrieval.shortlist,
+                                       reporter=reporter)
+    except SpotterError as err:
+        return str(err)
 
 
 def _gallery(run, models, rows, cfg, boxes, runtime, reporter):
@@ -141,24 +170,45 @@ def predict_with_models(
     boxes = boxes_of(data, cfg)
     gallery = _gallery(run, models, rows, cfg, boxes, runtime, reporter)
     calibration = load_calibration(run, cfg) if run is not None and cfg.retrieval.flip_tta else None
+    fusion = None
     if calibration is None:  # untrained models, `--no-tta` (other scores than calibrated), or an older run
         calibration = calibrate_models(None, models, rows, cfg, boxes, runtime, reporter, gallery=gallery)
+    elif cfg.retrieval.local_features:
+        fusion = InlierFusion.load(run.file(INLIER_FUSION), cfg.retrieval)
     queries = embed_models(models, data.test, cfg, boxes, runtime, reporter, "test photos")
     if not runtime.is_main:
         return None
     vocab = sorted(set(rows["individual_id"]))
+    species_of = dict(zip(rows["individual_id"], rows["species"]))
     labels = np.searchsorted(vocab, rows["individual_id"].to_numpy().astype(str))
-    cands = rank(combine(queries, len(vocab)), combine(gallery, len(vocab)), labels, len(vocab), cfg)
+    combined_gallery = combine(gallery, len(vocab))
+    combined_queries = combine(queries, len(vocab))
+    width = max(5, fusion.shortlist) if fusion is not None else 5
+    cands = rank(combined_queries, combined_gallery, labels, len(vocab), cfg, top=width)
     names = cands.names(vocab)
-    groups = best_candidate_species(names, dict(zip(rows["individual_id"], rows["species"])))
-    _, predictions, thresholds = calibration.decide(names, cands.scores, groups)
     record = dict(calibration.record)
-    if calibration.policy.name == "ratio":
-        record["test_threshold"] = float(thresholds)
+    if fusion is None:
+        groups = best_candidate_species(names, species_of)
+        _, predictions, thresholds = calibration.decide(names, cands.scores, groups)
+    else:  # the shortlist verified by local features, decided on the fusion's calibrated scale
+        shortlists = shortlist_photos(combined_queries.plain, cands.labels, combined_gallery.plain, labels,
+                                      photo_places(rows, boxes))
+        inliers = shortlist_inliers(photo_places(data.test, boxes), shortlists, fusion.settings, reporter)
+        reranked = fusion.rerank(names, cands.scores, inliers)
+        groups = best_candidate_species(reranked.names, species_of)
+        reranked = fusion.rerank(names, cands.scores, inliers, groups)
+        predictions, thresholds = reranked.lists, reranked.thresholds
+        record["threshold"] = float(np.median(thresholds))
+        record["oof_map_at_5"] = fusion.record.get("oof_map_at_5", record["oof_map_at_5"])
+        record["oof_new_first_ratio"] = fusion.record.get("oof_new_first_ratio", record["oof_new_first_ratio"])
+    if (fusion.policy if fusion is not None else calibration.policy).name == "ratio":
+        record["test_threshold"] = float(np.median(thresholds))
     record["test_new_first_ratio"] = float(np.mean([p[0] == NEW_INDIVIDUAL for p in predictions]))
     record["models"] = [fm.name for fm in models]
+    how = "re-ranked by local features" if fusion is not None else "global score"
     summary = [
-        f"out-of-fold MAP@5 {record['oof_map_at_5']:.4f} at new_individual probability {record['threshold']:.3f}",
+        f"out-of-fold MAP@5 {record['oof_map_at_5']:.4f} at new_individual probability {record['threshold']:.3f} "
+        f"({how})",
         f"new_individual first for {record['test_new_first_ratio']:.1%} of test photos "
         f"({record['oof_new_first_ratio']:.1%} of out-of-fold photos at calibration)",
     ]

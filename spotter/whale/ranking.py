@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from spotter.errors import SpotterError
+from spotter.metrics import NEW_INDIVIDUAL
 from spotter.progress import NullReporter, Reporter
 from spotter.whale.config import WhaleConfig
 from spotter.whale.data import fold_classes
@@ -298,8 +299,11 @@ def fit_inlier_fusion(
     groups = [species_of.get(n[0], "") if n else "" for n in ranked]
     policy = create_threshold_policy(retrieval.threshold_mode, retrieval)
     record = {"mode": retrieval.threshold_mode, "candidates": len(y), "queries": len(truths)}
-    record.update(policy.fit(RankedQueries(ranked, probabilities, groups, list(truths))))
+    queries = RankedQueries(ranked, probabilities, groups, list(truths))
+    record.update(policy.fit(queries))
     record["oof_map_at_5_no_new"] = float(map_by_threshold(ranked, probabilities, truths, np.array([-1.0]))[0])
+    lists = insert_new_individual(ranked, probabilities, policy.thresholds(queries))
+    record["oof_new_first_ratio"] = float(np.mean([row[0] == NEW_INDIVIDUAL for row in lists]))
     fusion.policy, fusion.record = policy, record
     return fusion
 
