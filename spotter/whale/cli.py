@@ -157,8 +157,11 @@ def _match(args: argparse.Namespace) -> int:
                 print(f"  {c.rank}. new_individual  (the answers after it are below p {match.new_threshold:.3f})")
             else:
                 print(f"  {c.rank}. {c.individual_id}  p {c.probability:.3f}  ({c.catalogue_photo})")
+    from spotter.whale.service import SHEET_PHOTOS
+
     print(f"answers: {out}")
-    print(f"sheet: {sheet}")
+    drawn = f" (the first {SHEET_PHOTOS} of {len(matches)} photos)" if len(matches) > SHEET_PHOTOS else ""
+    print(f"sheet: {sheet}{drawn}")
     return 0
 
 

@@ -17,6 +17,7 @@ from spotter.whale.matcher import Matcher, PhotoMatch, list_photos, matches_fram
 from spotter.whale.sheet import write_match_sheet
 
 INDEX = "index"  # the default catalogue index, inside the run folder
+SHEET_PHOTOS = 50  # photos drawn on a match sheet (the CSV has them all): a sheet stays a picture one can open
 
 
 def default_index(run_dir: str | Path) -> Path:
@@ -91,5 +92,5 @@ def match_with_run(
     matcher = Matcher.load(run_dir)
     matches = matcher.match(catalogue, pd.DataFrame({"path": [str(p) for p in files]}), boxes, top, reporter)
     write_csv(out, matches_frame(matches))
-    write_match_sheet(matches, sheet)
+    write_match_sheet(matches[:SHEET_PHOTOS], sheet)
     return matches, out, sheet
