@@ -167,8 +167,8 @@ def main() -> None:
     )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run")
-    parser.add_argument("data")
+    parser.add_argument("run", nargs="?", help="a trained whale run (default: a small one made in a temporary folder)")
+    parser.add_argument("data", nargs="?", help="the data it was trained on")
     parser.add_argument("--shortlist", type=int, default=10, help="candidates verified per query")
     parser.add_argument("--splits", type=int, default=5, help="parts of the out-of-fold queries for cross-fitting")
     parser.add_argument("--detector", default="sift")
@@ -178,6 +178,13 @@ def main() -> None:
                         help=f"store the re-ranking fitted on all out-of-fold queries in RUN ({INLIER_FUSION}), "
                              "where `whale match` uses it")
     args = parser.parse_args()
+    if args.run is None:
+        import tempfile
+
+        from _whale_setup import small_whale_run
+
+        args.run, args.data = small_whale_run(tempfile.mkdtemp(prefix="whale-features-"))
+        print(f"no RUN DATA given: a small run on generated data, {args.run}")
     cv2.setNumThreads(1)  # one core, as the time per query is quoted
     settings = FeatureSettings(detector=args.detector, geometry=args.geometry)
     reporter = RichReporter()

@@ -29,13 +29,10 @@ def main() -> None:
     from spotter.cli import main as spotter
     from spotter.metrics import NEW_INDIVIDUAL, map_at_5
 
+    from _whale_setup import small_whale_run
+
     root = Path(args.keep or tempfile.mkdtemp(prefix="whale-workflow-"))
-    data, run = root / "data", root / "run"
-    overrides = ["epochs=2", "image_size=96", "n_folds=4", "train_folds=[0]", "threads=1", *args.overrides]
-    if not (data / "train.csv").is_file():
-        assert spotter(["--quiet", "whale", "synth", str(data), "--individuals", str(args.individuals)]) == 0
-    if not (run / "metrics.json").is_file():
-        assert spotter(["--quiet", "whale", "train", str(data), "--out", str(run), "--overwrite", *overrides]) == 0
+    run, data = small_whale_run(root, args.individuals, args.overrides)
     submission = root / "predict.csv"
     assert spotter(["--quiet", "whale", "predict", str(run), str(data), "--out", str(submission)]) == 0
 
