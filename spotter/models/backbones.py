@@ -52,15 +52,9 @@ def create_backbone(
     """
     import timm
 
+    kwargs = _model_kwargs(features_only, out_indices, num_classes, kwargs)
     if pretrained is True and name not in BUNDLED_WEIGHTS:
-        return _hub_model(name, features_only, out_indices, num_classes, **kwargs)
-
-    if features_only:
-        kwargs["features_only"] = True
-        if out_indices is not None:
-            kwargs["out_indices"] = tuple(out_indices)
-    else:
-        kwargs["num_classes"] = num_classes
+        return _hub_model(name, **kwargs)
     try:
         model = timm.create_model(name, pretrained=False, **kwargs)
     except RuntimeError as err:  # timm's message for an unknown name
@@ -77,16 +71,17 @@ def create_backbone(
     return model
 
 
-def _hub_model(name: str, features_only: bool, out_indices, num_classes: int, **kwargs) -> nn.Module:
+def _model_kwargs(features_only: bool, out_indices, num_classes: int, kwargs: dict) -> dict:
+    """`timm.create_model` arguments: a feature pyramid (its stages), or pooled features with `num_classes` outputs."""
+    if features_only:
+        return {**kwargs, "features_only": True, **({"out_indices": tuple(out_indices)} if out_indices is not None else {})}
+    return {**kwargs, "num_classes": num_classes}
+
+
+def _hub_model(name: str, **kwargs) -> nn.Module:
     """timm's own `pretrained=True` (it adapts the stem to `in_chans` and drops the classifier), with one-line errors."""
     import timm
 
-    if features_only:
-        kwargs["features_only"] = True
-        if out_indices is not None:
-            kwargs["out_indices"] = tuple(out_indices)
-    else:
-        kwargs["num_classes"] = num_classes
     online = _hub_reachable()
     try:
         with _hub_offline(not online):  # no network: look in the cache only, instead of a minute of retries
