@@ -14,7 +14,7 @@ from spotter.errors import SpotterError
 def register(commands, common: argparse.ArgumentParser) -> None:
     """Adds the `ensemble` command to the `spotter` parser."""
     ens = commands.add_parser(
-        "ensemble", parents=[common], help="blend trained runs (mean, rank, fitted weights or an XGBoost stack)"
+        "ensemble", parents=[common], help="blend trained runs (mean, rank, fitted weights or a regularized stack)"
     )
     ens.add_argument("runs", nargs="+", metavar="RUN", help="run folders trained on the same data and folds")
     ens.add_argument("--data", required=True, help="data folder whose test set is predicted")
@@ -22,7 +22,16 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     ens.add_argument("--method", default="mean", help="mean | rank | weights | stack (id,target tasks; default mean)")
     ens.add_argument("--no-tta", action="store_true", help="predict without the runs' test-time augmentation")
     ens.add_argument(
-        "--features", nargs="*", default=[], help="extra stacking features, e.g. dedoppler (with --method stack)"
+        "--features", nargs="*", default=None,
+        help="extra stacking features (with --method stack; default the task's, e.g. seti's dedoppler; "
+        "--features alone for none)",
+    )
+    ens.add_argument(
+        "--stacker", default=None, help="the stack's model: logistic (strong L2, default) | xgboost (shallow)"
+    )
+    ens.add_argument(
+        "--no-fallback", action="store_true",
+        help="write a weights/stack blend even when its cross-validated AUC is below the plain mean's",
     )
     ens.add_argument("--workers", type=int, default=1, help="processes for feature extraction (default 1)")
     ens.set_defaults(func=_ensemble)
@@ -44,6 +53,7 @@ def _ensemble(args: argparse.Namespace) -> int:
     out, record = blender.ensemble(
         spec.create_task(), args.runs, args.data, args.out, method=args.method, features=args.features,
         tta=not args.no_tta, workers=args.workers, reporter=create_reporter(args.quiet),
+        fallback=not args.no_fallback, stacker=args.stacker,
     )
     for line in blender.summary(record):
         print(line)

@@ -1,20 +1,21 @@
-"""Blend methods for id,target runs, chosen by name: mean, rank-mean, fitted weights, XGBoost stack.
+"""Blend methods for id,target runs, chosen by name: mean, rank-mean, fitted weights, a regularized stack.
 
 Each method takes the runs' aligned out-of-fold and test predictions (`BlendInputs`) and returns the blended
 test predictions with an honest out-of-fold estimate of the blend (`BlendOutcome`): a method that fits anything
-is scored on folds it was not fitted on.
+is scored on folds it was not fitted on, and (by default) gives way to the plain mean when that estimate is
+below the mean's (`NoWorseThanMean`), so a blend never loses to its simplest alternative silently.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.stats import rankdata
 
-from spotter.binary.stack import StackConfig, stack_fit_predict, stack_oof
+from spotter.binary.stack import StackConfig, create_stacker, stack_fit_predict, stack_oof, stacker_record
 from spotter.errors import SpotterError
 
 EPS = 1e-6
@@ -66,6 +67,7 @@ class Mean:
 
     name = "mean"
     uses_features = False
+    fitted = False
 
     def __call__(self, inputs: BlendInputs) -> BlendOutcome:
         oof = inputs.metric(inputs.targets, inputs.oof.mean(axis=1))
@@ -77,6 +79,7 @@ class RankMean:
 
     name = "rank"
     uses_features = False
+    fitted = False
 
     def __call__(self, inputs: BlendInputs) -> BlendOutcome:
         metrics = {
@@ -91,6 +94,7 @@ class FittedWeights:
 
     name = "weights"
     uses_features = False
+    fitted = True
 
     def __call__(self, inputs: BlendInputs) -> BlendOutcome:
         cv_folds, cv_note = inputs.cv_folds
@@ -109,17 +113,18 @@ class FittedWeights:
 
 
 class Stack:
-    """A small XGBoost model over the runs' predictions (as ranks) and any extra features, cross-validated.
+    """A regularized model over the runs' predictions (as ranks) and any extra features, cross-validated.
 
     Args:
-        config: The gradient-boosting settings.
+        config: The stacker (`spotter.binary.stack.create_stacker`); default the strong-L2 logistic regression.
     """
 
     name = "stack"
     uses_features = True
+    fitted = True
 
     def __init__(self, config: StackConfig | None = None) -> None:
-        self.config = config or StackConfig()
+        self.config = config or create_stacker()
 
     def __call__(self, inputs: BlendInputs) -> BlendOutcome:
         cv_folds, cv_note = inputs.cv_folds
@@ -127,20 +132,53 @@ class Stack:
         train_x = np.hstack([inputs.oof_fold_ranked, inputs.extra_oof])
         test_x = np.hstack([rank_normalize(inputs.test), inputs.extra_test])
         stacked = stack_oof(train_x, inputs.targets, cv_folds, self.config)
-        metrics = {
-            "cv_folds": cv_note,
-            "ensemble_oof": inputs.metric(inputs.targets, stacked),
-            "mean_oof": inputs.metric(inputs.targets, inputs.oof.mean(axis=1)),
-        }
+        metrics = {"cv_folds": cv_note, "ensemble_oof": inputs.metric(inputs.targets, stacked)}
         if inputs.extra_names:
             metrics["features_oof"] = {
                 name: inputs.metric(inputs.targets, inputs.extra_oof[:, i]) for i, name in enumerate(inputs.extra_names)
             }
         record = {
             "features": [f"run{i}" for i in range(len(inputs.run_names))] + list(inputs.extra_names),
-            "stack": {f.name: getattr(self.config, f.name) for f in fields(self.config)},
+            "stack": stacker_record(self.config),
         }
         return BlendOutcome(stack_fit_predict(train_x, inputs.targets, test_x, self.config), metrics, record)
+
+
+class NoWorseThanMean:
+    """A fitted method that writes the plain mean's blend instead when its cross-validated metric is lower.
+
+    The mean fits nothing, so its out-of-fold metric is already honest; the fitted method's is measured on
+    folds it was not fitted on. The record says which blend was written and keeps both figures.
+
+    Args:
+        method: A fitted blend method (weights, stack).
+        fallback: False keeps the fitted method's blend whatever its CV says (it is still recorded).
+    """
+
+    def __init__(self, method, fallback: bool = True) -> None:
+        self.method = method
+        self.fallback = fallback
+        self.name = method.name
+        self.uses_features = method.uses_features
+        self.fitted = True
+
+    def __call__(self, inputs: BlendInputs) -> BlendOutcome:
+        outcome = self.method(inputs)
+        mean = Mean()(inputs)
+        fitted_cv, mean_cv = outcome.metrics["ensemble_oof"], mean.metrics["ensemble_oof"]
+        loses = fitted_cv < mean_cv
+        chosen = Mean.name if loses and self.fallback else self.name
+        selection = {
+            "requested": self.name,
+            "written": chosen,
+            "fallback": self.fallback,
+            "cv_oof": {self.name: fitted_cv, Mean.name: mean_cv},
+        }
+        metrics = {**outcome.metrics, f"{self.name}_oof": fitted_cv, "mean_oof": mean_cv}
+        if chosen == Mean.name:
+            metrics["ensemble_oof"] = mean_cv  # the figure of the blend written
+            return BlendOutcome(mean.predictions, metrics, {**outcome.record, "selection": selection})
+        return BlendOutcome(outcome.predictions, metrics, {**outcome.record, "selection": selection})
 
 
 BLEND_METHODS: dict[str, Callable[[], Callable[[BlendInputs], BlendOutcome]]] = {
@@ -151,15 +189,23 @@ BLEND_METHODS: dict[str, Callable[[], Callable[[BlendInputs], BlendOutcome]]] = 
 }
 
 
-def create_blend(name: str):
-    """The blend method called `name`.
+def create_blend(name: str, fallback: bool = True, stacker: str | None = None):
+    """The blend method called `name`; a fitted one wrapped in `NoWorseThanMean`.
+
+    Args:
+        name: One of BLEND_METHODS.
+        fallback: Whether a fitted method gives way to the mean when its cross-validated metric is lower.
+        stacker: The stack's model (`spotter.binary.stack.STACKERS`); None for the default.
 
     Raises:
-        SpotterError: On an unknown name.
+        SpotterError: On an unknown name or stacker, or a stacker for another method.
     """
     if name not in BLEND_METHODS:
         raise SpotterError(f"unknown --method {name!r}; expected {' | '.join(BLEND_METHODS)}")
-    return BLEND_METHODS[name]()
+    if stacker is not None and name != Stack.name:
+        raise SpotterError(f"--stacker only applies to --method {Stack.name}")
+    method = Stack(create_stacker(stacker)) if stacker is not None else BLEND_METHODS[name]()
+    return NoWorseThanMean(method, fallback) if method.fitted else method
 
 
 # ----------------------------------------------------------------------------------------------- the maths

@@ -262,12 +262,19 @@ class BinaryBlender:
 
     Args:
         features: Extra stacking features by name (`--features NAME`), e.g. SETI's de-Doppler search.
+        default_features: The features a method that uses features gets when `--features` is not given.
     """
 
     methods = ("mean", "rank", "weights", "stack")
 
-    def __init__(self, features: dict[str, FeatureSource] | None = None) -> None:
+    def __init__(
+        self, features: dict[str, FeatureSource] | None = None, default_features: Sequence[str] = ()
+    ) -> None:
         self.features = dict(features or {})
+        self.default_features = tuple(default_features)
+        unknown = sorted(set(self.default_features) - set(self.features))
+        if unknown:
+            raise ValueError(f"default features {unknown} are not among the features {sorted(self.features)}")
 
     def ensemble(
         self,
@@ -276,19 +283,30 @@ class BinaryBlender:
         data_dir: str | Path,
         out: str | Path,
         method: str = "mean",
-        features: Sequence[str] = (),
+        features: Sequence[str] | None = None,
         tta: bool = True,
         workers: int = 1,
         reporter: Reporter = NullReporter(),
+        fallback: bool = True,
+        stacker: str | None = None,
     ) -> tuple[Path, dict]:
         """Writes the blended submission `out` and its record (`out` with `.json`); returns both.
+
+        Args:
+            features: Extra feature names for a method that uses them; None for the blender's defaults
+                (for SETI the de-Doppler search's), an empty list for none.
+            fallback: Whether a fitted method (weights, stack) writes the mean's blend instead when its
+                cross-validated metric is below the mean's.
+            stacker: The stack's model (`spotter.binary.stack.STACKERS`); None for the default.
 
         Raises:
             SpotterError: On an unknown method or feature, runs that cannot be blended, or bad data.
         """
         out, data_dir = check_output_file(out), Path(data_dir)
         check_output_file(out.with_suffix(".json"))
-        blend = create_blend(method)
+        blend = create_blend(method, fallback=fallback, stacker=stacker)
+        if features is None:
+            features = self.default_features if blend.uses_features else ()
         unknown = sorted(set(features) - set(self.features))
         if unknown:
             raise SpotterError(f"unknown feature(s) {unknown}; expected {', '.join(self.features) or 'none'}")
@@ -330,7 +348,15 @@ class BinaryBlender:
             "rank": "rank, ranked within folds",
         }.get(record["method"], record["method"])
         cv = f"; cross-validated over {metrics['cv_folds']}" if "cv_folds" in metrics else ""
-        lines.append(f"oof AUC ensemble ({label}{cv}): {metrics['ensemble_oof']:.5f}")
+        selection = record.get("selection")
+        if selection is None:
+            lines.append(f"oof AUC ensemble ({label}{cv}): {metrics['ensemble_oof']:.5f}")
+            return lines
+        requested = selection["requested"]
+        lines.append(f"oof AUC ensemble ({label}{cv}): {selection['cv_oof'][requested]:.5f}")
+        lines.append(f"oof AUC mean: {selection['cv_oof']['mean']:.5f}")
+        if selection["cv_oof"][requested] < selection["cv_oof"]["mean"]:
+            lines.append(selection_line(selection))
         return lines
 
     def _feature_methods(self) -> list[str]:
@@ -344,3 +370,12 @@ class BinaryBlender:
         for frame in frames[1:]:
             merged = merged.merge(frame, on=ID, how="outer")
         return merged
+
+
+def selection_line(selection: dict) -> str:
+    """One line saying that a fitted blend's CV fell below the mean's, and which blend was written."""
+    requested, cv = selection["requested"], selection["cv_oof"]
+    below = f"{requested}'s cross-validated AUC {cv[requested]:.5f} is below the mean's {cv['mean']:.5f}"
+    if selection["written"] == "mean":
+        return f"{below}: wrote the mean's blend instead (--no-fallback writes the {requested} blend)"
+    return f"{below}: wrote the {requested} blend anyway (--no-fallback)"

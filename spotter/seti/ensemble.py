@@ -20,8 +20,9 @@ FEATURES_VERSION = "2"  # bump when the search's scores change, so cached featur
 
 
 def create_blender() -> BinaryBlender:
-    """`spotter ensemble` for SETI runs: mean, rank, weights, stack; `--features dedoppler` for the stack."""
-    return BinaryBlender({"dedoppler": dedoppler_features})
+    """`spotter ensemble` for SETI runs: mean, rank, weights, stack; the stack uses the de-Doppler search's
+    features unless `--features` says otherwise."""
+    return BinaryBlender({"dedoppler": dedoppler_features}, default_features=("dedoppler",))
 
 
 def dedoppler_features(

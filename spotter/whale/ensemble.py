@@ -362,15 +362,17 @@ class WhaleBlender:
     methods = ("mean",)
 
     def ensemble(
-        self, task, runs, data_dir, out, method: str = "mean", features=(), tta: bool = True, workers: int = 1,
-        reporter: Reporter = NullReporter(),
+        self, task, runs, data_dir, out, method: str = "mean", features=None, tta: bool = True, workers: int = 1,
+        reporter: Reporter = NullReporter(), fallback: bool = True, stacker: str | None = None,
     ) -> tuple[Path, dict]:
         """Writes the blended submission `out` and its record (`out` with `.json`); returns both.
 
+        `fallback` is accepted for the common interface: the mean fits nothing, so there is nothing to fall back from.
+
         Raises:
-            SpotterError: On another method, extra features, or runs that cannot be blended.
+            SpotterError: On another method, extra features, a stacker, or runs that cannot be blended.
         """
-        if method not in self.methods or features:
+        if method not in self.methods or features or stacker:
             raise SpotterError("whale runs blend by --method mean (of their per-individual scores), without --features")
         out = check_output_file(out)
         check_output_file(out.with_suffix(".json"))

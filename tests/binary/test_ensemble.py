@@ -19,7 +19,7 @@ from spotter.binary.blend import (
     rank_normalize,
 )
 from spotter.binary.ensemble import align_runs, cached_test_predictions, ensemble_runs
-from spotter.binary.stack import stack_oof
+from spotter.binary.stack import XGBoostStacker, create_stacker, stack_oof
 from spotter.engine.rundir import RunDir
 from spotter.errors import SpotterError
 from spotter.metrics import roc_auc
@@ -102,9 +102,66 @@ def test_stack_oof_learns_a_nonlinear_combination() -> None:
     rng = np.random.default_rng(2)
     x = rng.uniform(size=(1500, 2))
     targets = ((x[:, 0] > 0.5) ^ (x[:, 1] > 0.5)).astype(float)  # no single input, nor their mean, ranks this
-    stacked = stack_oof(x, targets, np.arange(len(x)) % 3)
+    stacked = stack_oof(x, targets, np.arange(len(x)) % 3, XGBoostStacker())
     assert roc_auc(targets, stacked) > 0.95
     assert roc_auc(targets, x.mean(axis=1)) < 0.6
+
+
+def fold_swapped_inputs(n: int = 1200, seed: int = 7) -> BlendInputs:
+    """Two runs that take turns: run 0 is informative in folds 0 and 1 and noise in folds 2 and 3, run 1 the reverse.
+
+    Whatever is fitted on three folds leans on the run that was informative in two of them, which is noise in
+    the held fold; the mean keeps both everywhere and so is the better blend out of fold.
+    """
+    rng = np.random.default_rng(seed)
+    targets = (rng.uniform(size=n) < 0.3).astype(float)
+    folds = np.arange(n) % 4
+
+    def informative_in(mask: np.ndarray) -> np.ndarray:
+        return np.where(mask, 0.3 + 0.3 * (targets - 0.3) + rng.normal(0, 0.2, n), rng.uniform(0, 1, n))
+
+    oof = np.clip(np.stack([informative_in(folds < 2), informative_in(folds >= 2)], axis=1), 0.01, 0.99)
+    return blend_inputs(oof, rng.uniform(0.01, 0.99, size=(30, 2)), targets, folds)
+
+
+@pytest.mark.parametrize("method", ["weights", "stack"])
+def test_a_fitted_blend_below_the_mean_falls_back_unless_told_otherwise(method: str) -> None:
+    inputs = fold_swapped_inputs()
+    written = create_blend(method)(inputs)
+    mean = create_blend("mean")(inputs)
+    selection = written.record["selection"]
+    assert selection["requested"] == method and selection["written"] == "mean"
+    assert selection["cv_oof"][method] < selection["cv_oof"]["mean"] == pytest.approx(mean.metrics["ensemble_oof"])
+    np.testing.assert_allclose(written.predictions, mean.predictions)
+    assert written.metrics["ensemble_oof"] == selection["cv_oof"]["mean"]  # the figure of what was written
+
+    kept = create_blend(method, fallback=False)(inputs)
+    assert kept.record["selection"]["written"] == method and not kept.record["selection"]["fallback"]
+    assert kept.metrics["ensemble_oof"] == pytest.approx(selection["cv_oof"][method])
+    assert not np.allclose(kept.predictions, mean.predictions)
+
+
+@pytest.mark.parametrize("method", ["weights", "stack"])
+def test_a_fitted_blend_that_beats_the_mean_is_written(method: str) -> None:
+    rng = np.random.default_rng(8)
+    targets = (rng.uniform(size=1200) < 0.3).astype(float)
+    good = np.clip(0.3 + 0.4 * (targets - 0.3) + rng.normal(0, 0.1, len(targets)), 0.01, 0.99)
+    oof = np.stack([good, rng.uniform(0.01, 0.99, len(targets))], axis=1)  # the mean dilutes the good run
+    outcome = create_blend(method)(blend_inputs(oof, oof[:20], targets, np.arange(len(targets)) % 4))
+    assert outcome.record["selection"]["written"] == method
+    assert outcome.record["selection"]["cv_oof"][method] > outcome.record["selection"]["cv_oof"]["mean"]
+
+
+def test_the_default_stacker_is_a_strongly_regularized_logistic_regression() -> None:
+    inputs = fold_swapped_inputs()
+    outcome = create_blend("stack", fallback=False)(inputs)
+    assert outcome.record["stack"]["name"] == "logistic" and outcome.record["stack"]["c"] <= 0.1
+    assert create_blend("stack", stacker="xgboost")(inputs).record["stack"]["name"] == "xgboost"
+    assert create_stacker("xgboost").min_child_weight >= 10  # leaves of many rows, for a few thousand rows
+    with pytest.raises(SpotterError, match="unknown --stacker 'forest'"):
+        create_blend("stack", stacker="forest")
+    with pytest.raises(SpotterError, match="--stacker only applies"):
+        create_blend("mean", stacker="logistic")
 
 
 def write_run(root: Path, ids, folds, targets, preds) -> Path:

@@ -63,17 +63,27 @@ def test_ensemble_writes_submission_record_and_reuses_cache(
         np.testing.assert_allclose(sub["target"], np.mean(preds, axis=0), rtol=1e-6)
 
 
-def test_stack_with_dedoppler_features(runs, needle_data, spotter_main, tmp_path, capsys) -> None:  # noqa: F811
+def test_stack_uses_dedoppler_features_by_default(runs, needle_data, spotter_main, tmp_path, capsys) -> None:  # noqa: F811
     a, b = runs
     out = tmp_path / "stack.csv"
-    args = ["ensemble", str(a), str(b), "--data", str(needle_data), "--out", str(out), "--method", "stack",
-            "--features", "dedoppler", "--quiet"]
+    args = ["ensemble", str(a), str(b), "--data", str(needle_data), "--out", str(out), "--method", "stack", "--quiet"]
     assert spotter_main(args) == 0
     printed = capsys.readouterr().out
     assert "stack CV" in printed and "oof AUC feature dedoppler_score" in printed
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["features"][:2] == ["run0", "run1"] and "dedoppler_score" in record["features"]
+    assert record["stack"]["name"] == "logistic"
     assert pd.read_csv(out)["target"].between(0, 1).all()
+    # the written blend is the better of stack and mean by their CV figures, and the printout says so when it is the mean
+    selection = record["selection"]
+    below = selection["cv_oof"]["stack"] < selection["cv_oof"]["mean"]
+    assert selection["written"] == ("mean" if below else "stack")
+    assert ("is below the mean's" in printed) == below
+    # --features alone: runs only; --no-fallback: the stack's blend whatever its CV
+    assert spotter_main(args + ["--features", "--no-fallback", "--stacker", "xgboost"]) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["features"] == ["run0", "run1"] and record["selection"]["written"] == "stack"
+    assert record["stack"]["name"] == "xgboost"
 
 
 def test_mismatched_runs_exit_2_naming_them(runs, needle_data, spotter_main, tmp_path, capsys) -> None:  # noqa: F811
