@@ -1,4 +1,4 @@
-"""`spotter seti ...` sub-commands of its own: synth, check, baseline, pseudo, report, search (train and predict
+"""`spotter seti ...` sub-commands of its own: synth, check, baseline, ceiling, pseudo, report, search (train and predict
 come from the task registry)."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     synth.add_argument("--positive-rate", type=float, default=0.1, help="fraction with a needle (default 0.1)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    synth.add_argument("--preset", default=None, help="needle recipe: classic | wide (default classic)")
     synth.set_defaults(func=_synth)
 
     check = sub.add_parser("check", parents=[common], help="report every problem in a data folder")
@@ -32,6 +33,17 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     baseline.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     baseline.set_defaults(func=_baseline)
 
+    ceiling = sub.add_parser(
+        "ceiling", parents=[common],
+        help="clairvoyant scores of generated data (a matched filter along each needle's true path): the ceiling",
+    )
+    ceiling.add_argument("data", help="data folder made by `spotter seti synth`")
+    ceiling.add_argument("--split", default="test", help="train | test (default test)")
+    ceiling.add_argument("--out", required=True, help="submission CSV (id,target), e.g. for `spotter score --by`")
+    ceiling.add_argument("--details", help="optional CSV with each sample's ON and OFF statistics")
+    ceiling.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    ceiling.set_defaults(func=_ceiling)
+
     add_pseudo_command(sub, common)
 
     report = sub.add_parser("report", parents=[common], help="(re)write a run's report.html from its OOF predictions")
@@ -44,10 +56,11 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 def _synth(args: argparse.Namespace) -> int:
     from spotter.progress import create_reporter
-    from spotter.seti.synth import write_synthetic
+    from spotter.seti.synth import DEFAULT_PRESET, write_synthetic
 
     summary = write_synthetic(
-        args.out, args.train, args.test, args.positive_rate, args.seed, args.workers, create_reporter(args.quiet)
+        args.out, args.train, args.test, args.positive_rate, args.seed, args.workers, create_reporter(args.quiet),
+        preset=args.preset or DEFAULT_PRESET,
     )
     print(
         f"wrote {summary['train']} train ({summary['train_positives']} positive) and {summary['test']} test "
@@ -77,6 +90,22 @@ def _baseline(args: argparse.Namespace) -> int:
     if args.details:
         write_csv(args.details, scores)
     print(f"wrote {len(scores)} scores to {args.out}")
+    return 0
+
+
+def _ceiling(args: argparse.Namespace) -> int:
+    from spotter.io import check_output_file, write_csv
+    from spotter.progress import create_reporter
+    from spotter.seti.ceiling import ceiling_scores
+
+    for out in (args.out, args.details):
+        if out is not None:
+            check_output_file(out)
+    scores = ceiling_scores(args.data, args.split, workers=args.workers, reporter=create_reporter(args.quiet))
+    write_csv(args.out, scores[["id", "target"]])
+    if args.details:
+        write_csv(args.details, scores)
+    print(f"wrote {len(scores)} clairvoyant scores of the {args.split} split to {args.out}")
     return 0
 
 

@@ -35,6 +35,9 @@ class NeedleRanges:
     p_one_on: float = 0.10  # ... or in only one
     p_partial: float = 0.15  # chance it lasts only part of the cadence
     p_pulsed: float = 0.15  # chance it is pulsed
+    # The first generator gave a pulsed needle its pulses' width in seconds as its frequency width in channels
+    # (2-55 channels wide); the `classic` preset keeps that to stay byte-for-byte reproducible.
+    pulse_width_as_width: bool = False
 
 
 @dataclass
@@ -51,6 +54,17 @@ class Needle:
     path: np.ndarray  # (N_ROWS,) centre channel per cadence row
     level: np.ndarray = field(repr=False)  # (N_ROWS,) relative intensity per row, 0 where absent
 
+    @property
+    def time_mode(self) -> str:
+        """When an ON-only needle shows: one of TIME_MODES (pulsed first, then one window, then fewer ON panels)."""
+        if self.pulsed:
+            return "pulsed"
+        if self.partial:
+            return "one_window"
+        if len(set(self.panels) & set(ON_PANELS)) < len(ON_PANELS):
+            return "one_or_two_on"
+        return "whole"
+
     def meta(self) -> dict:
         """Flat description for the labels CSV."""
         return {
@@ -63,6 +77,55 @@ class Needle:
             "partial": self.partial,
             "pulsed": self.pulsed,
         }
+
+
+TIME_MODES = ("whole", "one_window", "pulsed", "one_or_two_on")
+
+
+@dataclass
+class NeedleTracks:
+    """Where each sample's needle runs: what a clairvoyant detector (`spotter.seti.ceiling`) needs.
+
+    Written by the generator beside each split's labels (`<split>_needles.npz`). Samples without a needle (plain
+    negatives) carry a path and presence drawn from the positives' distribution (`drawn` True), so the detector
+    scores them on the same kind of template as the positives.
+
+    Attributes:
+        ids: Sample ids, in the labels file's order.
+        path: (samples, N_ROWS) float32 centre channel per cadence row.
+        level: (samples, N_ROWS) float16 relative intensity per row, 0 where absent.
+        width: (samples,) FWHM in channels.
+        drawn: (samples,) True where the needle was drawn for the detector only (not in the data).
+    """
+
+    ids: np.ndarray
+    path: np.ndarray
+    level: np.ndarray
+    width: np.ndarray
+    drawn: np.ndarray
+
+    @staticmethod
+    def file_name(split: str) -> str:
+        return f"{split}_needles.npz"
+
+    @classmethod
+    def stack(cls, ids: Sequence[str], needles: Sequence[Needle], drawn: Sequence[bool]) -> "NeedleTracks":
+        return cls(
+            np.asarray(ids, dtype=str),
+            np.stack([n.path for n in needles]).astype(np.float32) if needles else np.zeros((0, N_ROWS), np.float32),
+            np.stack([n.level for n in needles]).astype(np.float16) if needles else np.zeros((0, N_ROWS), np.float16),
+            np.asarray([n.width for n in needles], np.float64),
+            np.asarray(drawn, bool),
+        )
+
+    def save(self, path) -> None:
+        """Writes the tracks (compressed) to `path` (a file handle or name ending in .npz)."""
+        np.savez_compressed(path, ids=self.ids, path=self.path, level=self.level, width=self.width, drawn=self.drawn)
+
+    @classmethod
+    def load(cls, path) -> "NeedleTracks":
+        with np.load(path, allow_pickle=False) as data:
+            return cls(data["ids"], data["path"], data["level"], data["width"], data["drawn"])
 
 
 def intensity_for_snr(snr: float, noise_std: float | np.ndarray) -> float | np.ndarray:
@@ -168,8 +231,10 @@ def draw_needle(
     if pulsed:
         t = cadence_times()
         period = rng.uniform(8, 80) * DT_S
-        width = rng.uniform(0.2, 0.6) * period
-        level *= np.clip(pulse_train(t, period, width, rng.uniform(0, period)), 0.0, 1.0)
+        pulse_width = rng.uniform(0.2, 0.6) * period
+        level *= np.clip(pulse_train(t, period, pulse_width, rng.uniform(0, period)), 0.0, 1.0)
+        if ranges.pulse_width_as_width:
+            width = pulse_width
     return Needle(kind, snr, width, drift, tuple(int(p) for p in panels), partial, pulsed, path, level)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from dataclasses import dataclass
 import importlib.resources
 import math
 import multiprocessing
@@ -29,7 +30,9 @@ from spotter.seti.needles import (
     FCHANS,
     N_PANELS,
     N_ROWS,
+    Needle,
     NeedleRanges,
+    NeedleTracks,
     add_track,
     draw_needle,
     draw_path,
@@ -163,6 +166,14 @@ def make_cadence(
     Returns:
         The normalized (6, 273, 256) float16 cadence and a flat description of how it was made.
     """
+    cadence, meta, _ = make_sample(rng, target, kind, ranges)
+    return cadence, meta
+
+
+def make_sample(
+    rng: np.random.Generator, target: int, kind: str, ranges: NeedleRanges = NeedleRanges()
+) -> tuple[np.ndarray, dict, Needle | None]:
+    """`make_cadence`, plus the needle or hard-negative signal it holds (None for a plain negative)."""
     data, bandpass, gains, noise_std = background(rng)
     meta: dict = {"target": int(target), "kind": kind}
     rfi = add_rfi(data, rng, noise_std)
@@ -182,14 +193,49 @@ def make_cadence(
         meta.update(shape="", snr=0.0, drift=0.0, width=0.0, panels="", start_channel=0.0, partial=False, pulsed=False)
     meta["rfi"] = ";".join(rfi)
     meta["noise_mean"] = round(noise_std * CHI2_DF / math.sqrt(2 * CHI2_DF), 4)
+    meta["time_mode"] = needle.time_mode if target else ""
     # the telescope's bandpass and per-panel gain act on noise and signals alike
-    return normalize_panels(data, gains[:, None] * bandpass[None, :]), meta
+    return normalize_panels(data, gains[:, None] * bandpass[None, :]), meta, needle
 
 
 # ---------------------------------------------------------------------------------------------- data sets
 
 
 HARD_NEGATIVE_RATE = 0.1  # of the negatives, each of off_only and all_panels
+
+
+@dataclass(frozen=True)
+class SynthPreset:
+    """A named recipe for generated data: the needle ranges of positives and hard negatives."""
+
+    name: str
+    help: str
+    ranges: NeedleRanges
+
+
+PRESETS = {
+    preset.name: preset
+    for preset in (
+        SynthPreset(
+            "classic",
+            "the first generator, byte for byte: SNR 4-60, a quarter of needles in fewer ON panels, 15% partial, "
+            "15% pulsed (pulsed needles as wide as their pulses)",
+            NeedleRanges(pulse_width_as_width=True),
+        ),
+    )
+}
+DEFAULT_PRESET = "classic"
+
+
+def get_preset(name: str) -> SynthPreset:
+    """The generator preset called `name`.
+
+    Raises:
+        SpotterError: On an unknown name.
+    """
+    if name not in PRESETS:
+        raise SpotterError(f"unknown --preset {name!r}; expected {' | '.join(PRESETS)}")
+    return PRESETS[name]
 
 
 def plan_split(n: int, positive_rate: float, rng: np.random.Generator) -> list[tuple[str, int, str]]:
@@ -226,12 +272,18 @@ def write_synthetic(
     seed: int = 0,
     workers: int = 1,
     reporter: Reporter = NullReporter(),
+    preset: str = DEFAULT_PRESET,
 ) -> dict:
     """Writes a generated data set in the Kaggle layout.
 
-    Writes `train/`, `test/`, `train_labels.csv`, `sample_submission.csv`, and how each sample was made in
-    `train_meta.csv` and `test_labels.csv`. Each sample has its own seed derived from (`seed`, split,
-    index), so the bytes do not depend on `workers`.
+    Writes `train/`, `test/`, `train_labels.csv`, `sample_submission.csv`, how each sample was made in
+    `train_meta.csv` and `test_labels.csv` (with each positive's `time_mode` and `snr_band`, the fifth of the
+    split's positives by SNR, for `spotter score --by`), and where each needle runs in `train_needles.npz` and
+    `test_needles.npz` (`NeedleTracks`, for the clairvoyant ceiling). Each sample has its own seed derived from
+    (`seed`, split, index), so the bytes do not depend on `workers`.
+
+    Args:
+        preset: The needle recipe (`PRESETS`).
 
     Returns:
         Counts per split and where the files went.
@@ -245,6 +297,7 @@ def write_synthetic(
         raise SpotterError(f"--positive-rate must be in [0, 1], got {positive_rate}")
     if workers < 1:
         raise SpotterError(f"--workers must be at least 1, got {workers}")
+    ranges = get_preset(preset).ranges
     out = ensure_writable_dir(out)
     # stale cadences from an earlier run would become files with no id
     if any(next((out / split).glob("*/*.npy"), None) for split in ("train", "test") if (out / split).is_dir()):
@@ -255,13 +308,23 @@ def write_synthetic(
     for split_index, (split, plan) in enumerate(plans.items(), start=1):
         for folder in {sample_id[0] for sample_id, _, _ in plan}:
             ensure_writable_dir(out / split / folder)
-        tasks += [(str(out), split, split_index, i, sid, t, k, seed) for i, (sid, t, k) in enumerate(plan)]
+        tasks += [(str(out), split, split_index, i, sid, t, k, seed, ranges) for i, (sid, t, k) in enumerate(plan)]
     rows: dict[str, list[dict]] = {"train": [], "test": []}
+    tracks: dict[str, list[tuple[Needle, bool]]] = {"train": [], "test": []}
     with _pool(workers) as pool:
         results = pool.imap(_write_one, tasks, chunksize=4) if pool else map(_write_one, tasks)
-        for split, row in reporter.track(results, len(tasks), "synth"):
+        for split, row, needle, drawn in reporter.track(results, len(tasks), "synth"):
             rows[split].append(row)
-    train, test = pd.DataFrame(rows["train"], columns=META_COLUMNS), pd.DataFrame(rows["test"], columns=META_COLUMNS)
+            tracks[split].append((needle, drawn))
+    frames = {}
+    for split in ("train", "test"):
+        frames[split] = with_snr_bands(pd.DataFrame(rows[split], columns=META_COLUMNS[:-1]))
+        needles = NeedleTracks.stack(
+            frames[split]["id"], [n for n, _ in tracks[split]], [d for _, d in tracks[split]]
+        )
+        with atomic_path(out / NeedleTracks.file_name(split)) as tmp, open(tmp, "wb") as handle:
+            needles.save(handle)
+    train, test = frames["train"], frames["test"]
     write_csv(out / "train_labels.csv", train[["id", "target"]])
     write_csv(out / "train_meta.csv", train)
     write_csv(out / "sample_submission.csv", test[["id"]].assign(target=0.5))
@@ -271,7 +334,23 @@ def write_synthetic(
 
 
 META_COLUMNS = ["id", "target", "kind", "shape", "snr", "drift", "width", "panels", "start_channel", "partial",
-                "pulsed", "rfi", "noise_mean"]
+                "pulsed", "rfi", "noise_mean", "time_mode", "snr_band"]
+SNR_BANDS = ("1_faintest", "2", "3", "4", "5_brightest")
+
+
+def with_snr_bands(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with column snr_band: each positive's fifth of the split's positives by SNR (SNR_BANDS), else ""."""
+    bands = np.full(len(frame), "", dtype=object)
+    positive = np.flatnonzero(frame["target"].to_numpy() == 1)
+    if len(positive):
+        order = frame["snr"].to_numpy(float)[positive].argsort(kind="stable")
+        fifth = np.empty(len(positive), np.int64)
+        fifth[order] = np.arange(len(positive)) * len(SNR_BANDS) // len(positive)
+        bands[positive] = np.asarray(SNR_BANDS, dtype=object)[fifth]
+    return frame.assign(snr_band=bands)
+
+
+NULL_NEEDLE_STREAM = 1  # spawn-key suffix of the stream that draws a plain negative's template needle
 
 
 def sample_rng(seed: int, split_index: int, index: int) -> np.random.Generator:
@@ -282,13 +361,19 @@ def sample_rng(seed: int, split_index: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(split_index, index))))
 
 
-def _write_one(task: tuple) -> tuple[str, dict]:
-    root, split, split_index, index, sample_id, target, kind, seed = task
-    cadence, meta = make_cadence(sample_rng(seed, split_index, index), target, kind)
+def _write_one(task: tuple) -> tuple[str, dict, Needle, bool]:
+    root, split, split_index, index, sample_id, target, kind, seed, ranges = task
+    cadence, meta, needle = make_sample(sample_rng(seed, split_index, index), target, kind, ranges)
     path = Path(root) / split / sample_id[0] / f"{sample_id}.npy"
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, cadence)
-    return split, {"id": sample_id, **meta}
+    drawn = needle is None
+    if drawn:  # a template for the ceiling's null, from its own stream: the cadence's bytes do not change
+        rng = np.random.Generator(
+            np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(split_index, index, NULL_NEEDLE_STREAM)))
+        )
+        needle = draw_needle(str(rng.choice(NEEDLE_KINDS)), rng, ranges=ranges)
+    return split, {"id": sample_id, **meta}, needle, drawn
 
 
 @contextlib.contextmanager
