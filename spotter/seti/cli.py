@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from spotter.seti.needles import DEFAULT_PRESET, NEEDLE_PRESETS
 from spotter.seti.pseudo_cli import add_pseudo_command
 from spotter.seti.search_cli import add_search_commands
 
@@ -19,7 +20,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     synth.add_argument("--positive-rate", type=float, default=0.1, help="fraction with a needle (default 0.1)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    synth.add_argument("--preset", default=None, help="needle recipe: classic | wide (default classic)")
+    synth.add_argument(
+        "--preset", default=DEFAULT_PRESET, help=f"needle recipe: {' | '.join(NEEDLE_PRESETS)} (default {DEFAULT_PRESET})"
+    )
     synth.set_defaults(func=_synth)
 
     check = sub.add_parser("check", parents=[common], help="report every problem in a data folder")
@@ -56,11 +59,11 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 def _synth(args: argparse.Namespace) -> int:
     from spotter.progress import create_reporter
-    from spotter.seti.synth import DEFAULT_PRESET, write_synthetic
+    from spotter.seti.synth import write_synthetic
 
     summary = write_synthetic(
         args.out, args.train, args.test, args.positive_rate, args.seed, args.workers, create_reporter(args.quiet),
-        preset=args.preset or DEFAULT_PRESET,
+        preset=args.preset,
     )
     print(
         f"wrote {summary['train']} train ({summary['train_positives']} positive) and {summary['test']} test "

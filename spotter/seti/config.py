@@ -78,6 +78,9 @@ class SetiAugmentConfig:
     inject: float = 0.0  # chance a training negative gets a generated needle and becomes positive
     inject_kinds: list[str] = field(default_factory=lambda: list(NEEDLE_KINDS))
     inject_snr: list[float] = field(default_factory=lambda: [8.0, 60.0])  # log-uniform range
+    # a generator preset (`spotter seti synth --preset`) whose needle recipe injection follows: its SNR range
+    # (in place of inject_snr) and its shares of part-time, pulsed and one-or-two-ON-panel needles
+    inject_preset: str | None = None
     # chance a training sample (either class) gets a generated signal in all six panels or in OFF panels
     # only, label unchanged: interference the cadence filter rejects, so a detector must compare ON and OFF
     inject_rfi: float = 0.0
@@ -103,6 +106,8 @@ class SetiConfig(TrainConfig):
         Raises:
             SpotterError: Naming the first key out of range.
         """
+        from spotter.seti.needles import NEEDLE_PRESETS  # numpy only: still no torch
+
         super().check()
         p, m, a = self.preprocess, self.model, self.augment
         row_flips = [name for name in self.tta if name in ("vflip", "hvflip")]
@@ -127,6 +132,8 @@ class SetiConfig(TrainConfig):
              f"a non-empty list of {' | '.join(NEEDLE_KINDS)}"),
             (len(a.inject_snr) == 2 and 0 < a.inject_snr[0] <= a.inject_snr[1], "augment.inject_snr",
              "[low, high] with 0 < low <= high"),
+            (a.inject_preset is None or a.inject_preset in NEEDLE_PRESETS, "augment.inject_preset",
+             f"null or one of {' | '.join(NEEDLE_PRESETS)}"),
             *((0 <= getattr(a, key) <= 1, f"augment.{key}", "in [0, 1]")
               for key in ("hflip", "vflip", "inject", "inject_rfi")),
             (m.pooling in POOLINGS, "model.pooling", " | ".join(POOLINGS)),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from dataclasses import dataclass
 import importlib.resources
 import math
 import multiprocessing
@@ -25,6 +24,7 @@ from spotter.io import atomic_path, ensure_writable_dir, write_csv
 from spotter.progress import NullReporter, Reporter
 from spotter.seti import CADENCE_SHAPE, NEEDLE_KINDS, OFF_PANELS
 from spotter.seti.needles import (
+    DEFAULT_PRESET,
     DF_HZ,
     DT_S,
     FCHANS,
@@ -37,6 +37,7 @@ from spotter.seti.needles import (
     draw_needle,
     draw_path,
     intensity_for_snr,
+    needle_preset,
     render,
 )
 
@@ -204,40 +205,6 @@ def make_sample(
 HARD_NEGATIVE_RATE = 0.1  # of the negatives, each of off_only and all_panels
 
 
-@dataclass(frozen=True)
-class SynthPreset:
-    """A named recipe for generated data: the needle ranges of positives and hard negatives."""
-
-    name: str
-    help: str
-    ranges: NeedleRanges
-
-
-PRESETS = {
-    preset.name: preset
-    for preset in (
-        SynthPreset(
-            "classic",
-            "the first generator, byte for byte: SNR 4-60, a quarter of needles in fewer ON panels, 15% partial, "
-            "15% pulsed (pulsed needles as wide as their pulses)",
-            NeedleRanges(pulse_width_as_width=True),
-        ),
-    )
-}
-DEFAULT_PRESET = "classic"
-
-
-def get_preset(name: str) -> SynthPreset:
-    """The generator preset called `name`.
-
-    Raises:
-        SpotterError: On an unknown name.
-    """
-    if name not in PRESETS:
-        raise SpotterError(f"unknown --preset {name!r}; expected {' | '.join(PRESETS)}")
-    return PRESETS[name]
-
-
 def plan_split(n: int, positive_rate: float, rng: np.random.Generator) -> list[tuple[str, int, str]]:
     """(id, target, kind) for `n` samples: exactly round(n * positive_rate) positives, shuffled.
 
@@ -283,7 +250,7 @@ def write_synthetic(
     (`seed`, split, index), so the bytes do not depend on `workers`.
 
     Args:
-        preset: The needle recipe (`PRESETS`).
+        preset: The needle recipe (`spotter.seti.needles.NEEDLE_PRESETS`).
 
     Returns:
         Counts per split and where the files went.
@@ -297,7 +264,7 @@ def write_synthetic(
         raise SpotterError(f"--positive-rate must be in [0, 1], got {positive_rate}")
     if workers < 1:
         raise SpotterError(f"--workers must be at least 1, got {workers}")
-    ranges = get_preset(preset).ranges
+    ranges = needle_preset(preset).ranges
     out = ensure_writable_dir(out)
     # stale cadences from an earlier run would become files with no id
     if any(next((out / split).glob("*/*.npy"), None) for split in ("train", "test") if (out / split).is_dir()):

@@ -21,7 +21,7 @@ from spotter.models.pooling import create_pooling
 from spotter.seti.cleaning import bin_time
 from spotter.seti.config import SetiAugmentConfig, SetiConfig, SetiModelConfig, SetiPreprocessConfig
 from spotter.seti.data import available_splits, list_split, load_cadence
-from spotter.seti.needles import add_interference, add_signal, normalized_noise_std
+from spotter.seti.needles import NeedleRanges, add_interference, add_signal, needle_preset, normalized_noise_std
 from spotter.seti.preprocess import build_pipeline
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -39,6 +39,14 @@ def input_channels(cfg: SetiPreprocessConfig) -> int:
     `dedoppler`, then their de-Doppler maps and the cadence score map."""
     panels = 1 if cfg.stack == "time" else (3 if cfg.panels == "on" else 6)
     return 2 * panels + 1 if cfg.dedoppler else panels
+
+
+def injection_recipe(augment: SetiAugmentConfig | None) -> tuple[NeedleRanges, list[float] | None]:
+    """The needle recipe and SNR range injection draws from: `augment.inject_preset`'s (None: its own SNR range)
+    when set, else the default recipe with `augment.inject_snr`."""
+    if augment is not None and augment.inject_preset is not None:
+        return needle_preset(augment.inject_preset).ranges, None
+    return NeedleRanges(), list(augment.inject_snr) if augment is not None else None
 
 
 class CadenceDataset(Dataset):
@@ -62,6 +70,7 @@ class CadenceDataset(Dataset):
         self.targets = np.zeros(len(paths), np.float32) if targets is None else np.asarray(targets, np.float32)
         self.pipeline = build_pipeline(preprocess_cfg)
         self.augment = augment
+        self.inject_ranges, self.inject_snr = injection_recipe(augment)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -79,10 +88,10 @@ class CadenceDataset(Dataset):
             cadence = bin_time(cadence, 1)  # one float32 copy, which the signals are added to in place
             noise_std = normalized_noise_std(cadence)
             if needle:
-                add_signal(cadence, rng, noise_std, aug.inject_kinds, aug.inject_snr)
+                add_signal(cadence, rng, noise_std, aug.inject_kinds, self.inject_snr, ranges=self.inject_ranges)
                 target = np.float32(1.0)
             if interference:
-                add_interference(cadence, rng, noise_std, aug.inject_kinds, aug.inject_snr)
+                add_interference(cadence, rng, noise_std, aug.inject_kinds, self.inject_snr, self.inject_ranges)
         # float16, as the cadences are: half the bytes to pass from loader workers (and to the GPU), which was
         # a sixth of the loader's time; the model computes in float32 or its autocast type
         image = torch.from_numpy(self.pipeline(cadence)).clamp_(-FLOAT16_MAX, FLOAT16_MAX).half()

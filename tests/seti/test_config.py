@@ -33,6 +33,7 @@ CHANNELS = ["preprocess.stack=channels", "preprocess.panels=all"]
         (["augment.inject_kinds=[straight,spiral]"], "augment.inject_kinds"),
         (["augment.inject_kinds=[]"], "augment.inject_kinds"),
         (["augment.inject_snr=[60,8]"], "augment.inject_snr"),
+        (["augment.inject_preset=loud"], "augment.inject_preset"),
         (["augment.inject=1.5"], "augment.inject"),
         (["model.pooling=max"], "model.pooling"),
         (["model.gem_p=0"], "model.gem_p"),

@@ -86,6 +86,7 @@ def test_tracks_time_modes_and_snr_bands_are_written(tmp_path):
     # a track for every sample; only plain negatives' are drawn for the ceiling
     np.testing.assert_array_equal(tracks.drawn, (labels["kind"] == "none").to_numpy())
     positives = labels[labels["target"] == 1]
+    assert positives["snr"].min() < 4  # the default (wide) preset reaches below the classic floor
     assert set(positives["time_mode"]) <= set(TIME_MODES) and (labels.loc[labels["target"] == 0, "time_mode"] == "").all()
     assert positives["snr_band"].value_counts().to_dict() == {band: 4 for band in SNR_BANDS}
     by_band = positives.groupby("snr_band")["snr"]

@@ -138,6 +138,18 @@ def test_injection_turns_negatives_positive(needle_data: Path) -> None:
     assert all(plain[i]["target"].item() == 0.0 for i in range(4))
 
 
+def test_injection_can_follow_a_generator_preset() -> None:
+    from spotter.seti.needles import NEEDLE_PRESETS, NeedleRanges
+    from spotter.seti.task import injection_recipe
+
+    cfg = load_config(SetiConfig, None, FAST + ["augment.inject_snr=[4,60]"])
+    assert injection_recipe(cfg.augment) == (NeedleRanges(), [4.0, 60.0])
+    cfg = load_config(SetiConfig, None, FAST + ["augment.inject_preset=wide"])
+    ranges, snr = injection_recipe(cfg.augment)
+    assert ranges == NEEDLE_PRESETS["wide"].ranges and snr is None  # the preset's own SNR range
+    assert ranges.snr[0] < 4 and ranges.p_partial > NeedleRanges().p_partial
+
+
 def test_interference_injection_keeps_labels_and_changes_the_input(needle_data: Path) -> None:
     cfg = load_config(SetiConfig, None, FAST + ["augment.inject_rfi=1.0", "augment.hflip=0.0"])
     rows = pd.read_csv(needle_data / "train_labels.csv", dtype={"id": str})
