@@ -100,6 +100,10 @@ class Needle:
     path: np.ndarray  # (N_ROWS,) centre channel per cadence row
     level: np.ndarray = field(repr=False)  # (N_ROWS,) relative intensity per row, 0 where absent
 
+    def track(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """(path as float32, level as float16, width): what `NeedleTracks` keeps of it, compactly."""
+        return self.path.astype(np.float32), self.level.astype(np.float16), float(self.width)
+
     @property
     def time_mode(self) -> str:
         """When an ON-only needle shows: one of TIME_MODES (pulsed first, then one window, then fewer ON panels)."""
@@ -155,12 +159,14 @@ class NeedleTracks:
         return f"{split}_needles.npz"
 
     @classmethod
-    def stack(cls, ids: Sequence[str], needles: Sequence[Needle], drawn: Sequence[bool]) -> "NeedleTracks":
+    def stack(cls, ids: Sequence[str], tracks: Sequence[tuple], drawn: Sequence[bool]) -> "NeedleTracks":
+        """The tracks of a split from each sample's `Needle.track()`, in the ids' order."""
+        paths, levels, widths = zip(*tracks) if tracks else ((), (), ())
         return cls(
             np.asarray(ids, dtype=str),
-            np.stack([n.path for n in needles]).astype(np.float32) if needles else np.zeros((0, N_ROWS), np.float32),
-            np.stack([n.level for n in needles]).astype(np.float16) if needles else np.zeros((0, N_ROWS), np.float16),
-            np.asarray([n.width for n in needles], np.float64),
+            np.stack(paths) if tracks else np.zeros((0, N_ROWS), np.float32),
+            np.stack(levels) if tracks else np.zeros((0, N_ROWS), np.float16),
+            np.asarray(widths, np.float64),
             np.asarray(drawn, bool),
         )
 

@@ -277,12 +277,12 @@ def write_synthetic(
             ensure_writable_dir(out / split / folder)
         tasks += [(str(out), split, split_index, i, sid, t, k, seed, ranges) for i, (sid, t, k) in enumerate(plan)]
     rows: dict[str, list[dict]] = {"train": [], "test": []}
-    tracks: dict[str, list[tuple[Needle, bool]]] = {"train": [], "test": []}
+    tracks: dict[str, list[tuple[tuple, bool]]] = {"train": [], "test": []}
     with _pool(workers) as pool:
         results = pool.imap(_write_one, tasks, chunksize=4) if pool else map(_write_one, tasks)
-        for split, row, needle, drawn in reporter.track(results, len(tasks), "synth"):
+        for split, row, track, drawn in reporter.track(results, len(tasks), "synth"):
             rows[split].append(row)
-            tracks[split].append((needle, drawn))
+            tracks[split].append((track, drawn))
     frames = {}
     for split in ("train", "test"):
         frames[split] = with_snr_bands(pd.DataFrame(rows[split], columns=META_COLUMNS[:-1]))
@@ -328,7 +328,7 @@ def sample_rng(seed: int, split_index: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(split_index, index))))
 
 
-def _write_one(task: tuple) -> tuple[str, dict, Needle, bool]:
+def _write_one(task: tuple) -> tuple[str, dict, tuple, bool]:
     root, split, split_index, index, sample_id, target, kind, seed, ranges = task
     cadence, meta, needle = make_sample(sample_rng(seed, split_index, index), target, kind, ranges)
     path = Path(root) / split / sample_id[0] / f"{sample_id}.npy"
@@ -340,7 +340,7 @@ def _write_one(task: tuple) -> tuple[str, dict, Needle, bool]:
             np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(split_index, index, NULL_NEEDLE_STREAM)))
         )
         needle = draw_needle(str(rng.choice(NEEDLE_KINDS)), rng, ranges=ranges)
-    return split, {"id": sample_id, **meta}, needle, drawn
+    return split, {"id": sample_id, **meta}, needle.track(), drawn
 
 
 @contextlib.contextmanager
