@@ -256,14 +256,43 @@ class TargetNewRatio:
         return threshold_for_new_ratio(queries.scores, self.ratio)
 
 
+class OutOfFoldRatio:
+    """The best out-of-fold threshold's share carried over: `new_individual` first for the share of the photos it is
+    applied to that the best-MAP@5 threshold put it first for among the out-of-fold photos.
+
+    A threshold on scores does not transfer from out-of-fold photos to test photos when their score distributions
+    differ (another model or gallery, other capture conditions); the share of new animals moves far less. The
+    Happywhale winners fixed the share (16.5%) by hand; this takes it from the run's own out-of-fold photos.
+    """
+
+    name = "oof_ratio"
+
+    def __init__(self) -> None:
+        self.ratio: float | None = None
+
+    def fit(self, oof: RankedQueries) -> dict:
+        threshold, score = best_threshold(oof.names, oof.scores, oof.truths)
+        inserted = insert_new_individual(oof.names, oof.scores, threshold)
+        self.ratio = float(np.mean([row[0] == NEW_INDIVIDUAL for row in inserted]))
+        return {"threshold": threshold, "oof_map_at_5": score, "new_ratio": self.ratio}
+
+    def restore(self, record: dict) -> OutOfFoldRatio:
+        self.ratio = float(record["new_ratio"])
+        return self
+
+    def thresholds(self, queries: RankedQueries) -> float:
+        return threshold_for_new_ratio(queries.scores, self.ratio)
+
+
 THRESHOLD_POLICIES = {
     "best": lambda retrieval: BestMap(),
+    "oof_ratio": lambda retrieval: OutOfFoldRatio(),
     "per_species": lambda retrieval: PerSpecies(retrieval.min_species_queries),
     "ratio": lambda retrieval: TargetNewRatio(retrieval.new_ratio),
 }
 
 
-def create_threshold_policy(name: str, retrieval) -> BestMap | PerSpecies | TargetNewRatio:
+def create_threshold_policy(name: str, retrieval) -> BestMap | PerSpecies | TargetNewRatio | OutOfFoldRatio:
     """The new_individual threshold policy called `name`, with its settings from the retrieval config.
 
     Raises:
