@@ -82,7 +82,7 @@ NUISANCE_PRESETS = {
     "default": Nuisance(),
     "hard": Nuisance(
         scale=(0.55, 1.3), rotation=30.0, haze=(0.0, 0.5), exposure=(0.5, 1.4), wave=(0.1, 0.35), splash=0.5,
-        occluder=0.35, noise=(2.0, 12.0), blur=(0.8, 0.5, 2.2), jpeg_quality=(30, 75),
+        occluder=0.35, noise=(1.0, 8.0), blur=(0.7, 0.3, 1.5), jpeg_quality=(50, 85),
     ),
 }
 
