@@ -87,7 +87,7 @@ def test_fold_metric_is_map_at_5_with_unseen_ids_as_new():
 
 def test_train_predict_index_match_cli(whale_data, tmp_path, capsys):
     run = tmp_path / "run"
-    # configs/whale/cpu.yaml trains fold 0 only; here both folds give out-of-fold rows for every photo
+    # configs/whale/cpu.yaml trains fold 0 and a full fit; here both folds give out-of-fold rows for every photo
     assert main(["--quiet", "whale", "train", str(whale_data), "--out", str(run), *TINY, "train_folds=[]"]) == 0
     assert {"config.yaml", "folds.csv", "oof.npz", "metrics.json"} <= {p.name for p in run.iterdir()}
     oof = np.load(run / "oof.npz", allow_pickle=False)
