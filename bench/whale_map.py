@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--plain-epochs", type=int, default=4, help="epochs of the plain loop (default 4)")
     parser.add_argument("--plain-size", type=int, default=96, help="photo side of the plain loop (default 96)")
     parser.add_argument("--skip-plain", action="store_true", help="train spotter only (the plain loop's figures "
-                                                                  "then come from --plain-cache)")
+                                                                  "then come from its last run in the runs folder)")
     parser.add_argument("--out", type=Path, default=None, help="runs folder (default: beside the data)")
     parser.add_argument("inputs", nargs="*", metavar="[DATA] key=value",
                         help="a whale data folder with test_labels.csv (default: generated), spotter config overrides")
