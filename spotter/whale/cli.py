@@ -17,6 +17,10 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     )
     synth.add_argument("--image-size", type=int, default=192, help="side of the square photos (default 192)")
     synth.add_argument("--bboxes", action="store_true", help="also write bboxes.csv with each animal's box")
+    synth.add_argument(
+        "--preset", default="default",
+        help="capture conditions: default, or hard (rough sea and camera: pose, waves, occluders, blur, JPEG)",
+    )
     synth.add_argument("--workers", type=int, default=1, help="drawing processes (default 1)")
     synth.set_defaults(func=_synth)
 
@@ -85,15 +89,19 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from spotter.errors import SpotterError
     from spotter.progress import create_reporter
-    from spotter.whale.synth import SynthConfig, make_synthetic
+    from spotter.whale.synth import NUISANCE_PRESETS, SynthConfig, make_synthetic
 
+    if args.preset not in NUISANCE_PRESETS:
+        raise SpotterError(f"unknown --preset {args.preset!r}; expected one of {', '.join(NUISANCE_PRESETS)}")
     config = SynthConfig(
         individuals=args.individuals,
         seed=args.seed,
         test_new_ratio=args.test_new_ratio,
         image_size=args.image_size,
         bboxes=args.bboxes,
+        nuisance=NUISANCE_PRESETS[args.preset],
     )
     counts = make_synthetic(args.out, config, workers=args.workers, reporter=create_reporter(args.quiet))
     print(

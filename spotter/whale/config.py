@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from spotter.config import TrainConfig, require_all
 
 HEADS = ("arcface", "subcenter")
-THRESHOLD_MODES = ("best", "per_species", "ratio")  # the policies of `spotter.whale.threshold`
-CALIBRATIONS = ("logistic", "isotonic")  # the score calibrations of `spotter.whale.calibration`
+THRESHOLD_MODES = ("best", "per_species", "ratio", "oof_ratio")  # the policies of `spotter.whale.threshold`
+CALIBRATIONS = ("logistic", "isotonic")
+PREDICT_WITH = ("all", "full")  # the models a run answers with (`spotter.whale.views.answering_models`)  # the score calibrations of `spotter.whale.calibration`
 
 
 @dataclass
@@ -69,7 +70,11 @@ class WhaleRetrievalConfig:
 
     threshold_mode `best` picks the threshold with the best out-of-fold MAP@5; `per_species` one such threshold
     per species (with at least `min_species_queries` out-of-fold photos); `ratio` the one that puts
-    new_individual first for `new_ratio` of the test photos (Happywhale 1st: 0.165).
+    new_individual first for `new_ratio` of the test photos (Happywhale 1st: 0.165); `oof_ratio` the one that
+    puts it first for the share of test photos the `best` threshold put it first for out of fold.
+
+    `predict_with`: `all` answers with every trained model of the run (embeddings concatenated); `full` with its
+    full fit alone (`train_folds` holding −1), the fold models then only calibrating the scores and the threshold.
     """
 
     k: int = 100  # nearest gallery photos searched per query
@@ -78,10 +83,11 @@ class WhaleRetrievalConfig:
     calibration: str = "logistic"  # score → probability fit on out-of-fold queries: logistic | isotonic
     local_features: bool = True  # re-rank each photo's shortlist by local-feature inliers (SIFT + RANSAC)
     shortlist: int = 10  # candidates per photo verified by local features
-    threshold_mode: str = "best"  # best | per_species | ratio
+    threshold_mode: str = "best"  # best | per_species | ratio | oof_ratio
     new_ratio: float = 0.165  # target share of new-first answers for threshold_mode ratio
     min_species_queries: int = 20  # out-of-fold photos a species needs for its own threshold
     batch_size: int = 64  # photos per batch when embedding
+    predict_with: str = "all"  # all | full: the models that embed the gallery and the test photos
 
 
 @dataclass
@@ -116,6 +122,7 @@ class WhaleConfig(TrainConfig):
             (r.k >= 1, "retrieval.k", "at least 1"),
             (0 <= r.head_weight <= 1, "retrieval.head_weight", "in [0, 1]"),
             (r.threshold_mode in THRESHOLD_MODES, "retrieval.threshold_mode", " | ".join(THRESHOLD_MODES)),
+            (r.predict_with in PREDICT_WITH, "retrieval.predict_with", " | ".join(PREDICT_WITH)),
             (r.calibration in CALIBRATIONS, "retrieval.calibration", " | ".join(CALIBRATIONS)),
             (r.shortlist >= 1, "retrieval.shortlist", "at least 1"),
             (any(f >= 0 for f in self.train_folds) or not self.train_folds, "train_folds",

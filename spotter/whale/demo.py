@@ -13,6 +13,7 @@ DEMO_OVERRIDES = [
     "batch_size=16",
     "warmup_epochs=0.5",
     "retrieval.k=50",
+    "train_folds=[0]",  # one fold, no full fit: the demo stays a few minutes
 ]
 
 

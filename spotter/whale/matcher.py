@@ -22,7 +22,7 @@ from spotter.progress import NullReporter, Reporter
 from spotter.whale.config import WhaleConfig
 from spotter.whale.local_features import shortlist_inliers
 from spotter.whale.ranking import INLIER_FUSION, InlierFusion, rank
-from spotter.whale.views import FoldModel, Views, combine, dense_head, embed_models
+from spotter.whale.views import FoldModel, Views, answering_models, combine, dense_head, embed_models
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -103,6 +103,7 @@ class Matcher:
                                run.path)
         vocab = _run_vocab(run)
         models = [FoldModel(f"fold{f}" if f >= 0 else "full", f, m, None) for f, m in fold_models(WhaleTask(), run, cfg)]
+        models = answering_models(models, cfg)  # as predict answers
         rerank = InlierFusion.load(run.file(INLIER_FUSION), cfg.retrieval)
         return cls(run, cfg, models, calibration, vocab, runtime or Runtime(cfg.mixed_precision), rerank)
 

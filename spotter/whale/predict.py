@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spotter.engine.rundir import RunDir
+from spotter.engine.rundir import FULL_FIT, RunDir
 from spotter.engine.runtime import Runtime
 from spotter.engine.task import Submission
 from spotter.errors import SpotterError
@@ -39,7 +39,15 @@ from spotter.whale.ranking import (
     rank_out_of_fold,
     shortlist_photos,
 )
-from spotter.whale.views import FoldModel, combine, embed_models, restore_fold_models, run_rows, train_views
+from spotter.whale.views import (
+    FoldModel,
+    answering_models,
+    combine,
+    embed_models,
+    restore_fold_models,
+    run_rows,
+    train_views,
+)
 
 
 def submission_frame(images: Sequence[str], predictions: Sequence[Sequence[str]]) -> pd.DataFrame:
@@ -78,6 +86,8 @@ def calibrate_run(
     data = read_whale_data(data_dir, require_test=False)
     rows = run_rows(run, data)
     models = restore_fold_models(task, run, cfg, rows, finished=False)
+    if cfg.retrieval.predict_with == "full":  # the full fit ranks no out-of-fold photo: not embedded here
+        models = [fm for fm in models if fm.fold != FULL_FIT] or models
     return calibrate_models(run, models, rows, cfg, boxes_of(data, cfg), runtime, reporter)
 
 
@@ -168,14 +178,16 @@ def predict_with_models(
         the others.
     """
     boxes = boxes_of(data, cfg)
-    gallery = _gallery(run, models, rows, cfg, boxes, runtime, reporter)
+    answering = answering_models(models, cfg)
+    gallery = _gallery(run, answering, rows, cfg, boxes, runtime, reporter)
     calibration = load_calibration(run, cfg) if run is not None and cfg.retrieval.flip_tta else None
     fusion = None
     if calibration is None:  # untrained models, `--no-tta` (other scores than calibrated), or an older run
-        calibration = calibrate_models(None, models, rows, cfg, boxes, runtime, reporter, gallery=gallery)
+        calibration = calibrate_models(None, models, rows, cfg, boxes, runtime, reporter,
+                                       gallery=gallery if answering == list(models) else None)
     elif cfg.retrieval.local_features:
         fusion = InlierFusion.load(run.file(INLIER_FUSION), cfg.retrieval)
-    queries = embed_models(models, data.test, cfg, boxes, runtime, reporter, "test photos")
+    queries = embed_models(answering, data.test, cfg, boxes, runtime, reporter, "test photos")
     if not runtime.is_main:
         return None
     vocab = sorted(set(rows["individual_id"]))
@@ -204,7 +216,7 @@ def predict_with_models(
     if (fusion.policy if fusion is not None else calibration.policy).name == "ratio":
         record["test_threshold"] = float(np.median(thresholds))
     record["test_new_first_ratio"] = float(np.mean([p[0] == NEW_INDIVIDUAL for p in predictions]))
-    record["models"] = [fm.name for fm in models]
+    record["models"] = [fm.name for fm in answering]
     how = "re-ranked by local features" if fusion is not None else "global score"
     summary = [
         f"out-of-fold MAP@5 {record['oof_map_at_5']:.4f} at new_individual probability {record['threshold']:.3f} "

@@ -46,6 +46,48 @@ SPECIES = {
 
 
 @dataclass(frozen=True)
+class Nuisance:
+    """How hard each photo is to recognize: the ranges its capture conditions are drawn from.
+
+    The defaults are the generator's original photos; `NUISANCE_PRESETS["hard"]` is a rougher sea and camera
+    (wider pose and zoom, deeper waves, more splashes and occluders, heavy blur, noise and JPEG), under which
+    generic ImageNet features fail and only trained marks carry over.
+
+    Attributes:
+        scale: Animal size as a multiple of the photo side (low, high).
+        rotation: Largest roll, in degrees either way.
+        haze: Cast towards the water colour (low, high).
+        exposure: Brightness factor (low, high).
+        wave: Share of the animal's height under the wave line (low, high).
+        splash: Chance of a splash over the photo.
+        occluder: Chance of an object (a floating patch of water or a boat's edge) hiding part of the animal.
+        noise: Sensor noise sigma in grey levels (low, high).
+        blur: Chance of a blur, and its radius range (chance, low, high).
+        jpeg_quality: JPEG quality range (low, high exclusive).
+    """
+
+    scale: tuple[float, float] = (0.75, 1.25)
+    rotation: float = 15.0
+    haze: tuple[float, float] = (0.0, 0.3)
+    exposure: tuple[float, float] = (0.7, 1.25)
+    wave: tuple[float, float] = (0.08, 0.2)
+    splash: float = 0.3
+    occluder: float = 0.0
+    noise: tuple[float, float] = (0.5, 5.0)
+    blur: tuple[float, float, float] = (0.6, 0.3, 1.2)
+    jpeg_quality: tuple[int, int] = (80, 96)
+
+
+NUISANCE_PRESETS = {
+    "default": Nuisance(),
+    "hard": Nuisance(
+        scale=(0.55, 1.3), rotation=30.0, haze=(0.0, 0.5), exposure=(0.5, 1.4), wave=(0.1, 0.35), splash=0.5,
+        occluder=0.35, noise=(1.0, 8.0), blur=(0.7, 0.3, 1.5), jpeg_quality=(50, 85),
+    ),
+}
+
+
+@dataclass(frozen=True)
 class SynthConfig:
     """What `make_synthetic` generates.
 
@@ -58,6 +100,7 @@ class SynthConfig:
         zipf_a: Zipf exponent of sightings per individual; 2.0 gives ~60% singletons as in Happywhale.
         image_size: Side of the square JPEG photos.
         bboxes: Also write `bboxes.csv` with each animal's box.
+        nuisance: Capture conditions of the photos (`NUISANCE_PRESETS`).
     """
 
     individuals: int = 200
@@ -68,6 +111,7 @@ class SynthConfig:
     zipf_a: float = 2.0
     image_size: int = 192
     bboxes: bool = False
+    nuisance: Nuisance = Nuisance()
 
 
 def make_synthetic(
@@ -239,9 +283,10 @@ class _Renderer:
             rng = np.random.default_rng([self.config.seed, 1, individual])
             template = self.cache[individual] = draw_individual(species, rng)
         rng = np.random.default_rng([self.config.seed, 2, photo])
-        image, box = draw_sighting(template, rng, self.config.image_size)
+        nuisance = self.config.nuisance
+        image, box = draw_sighting(template, rng, self.config.image_size, nuisance)
         with atomic_path(path) as tmp:
-            image.save(tmp, format="JPEG", quality=int(rng.integers(80, 96)))
+            image.save(tmp, format="JPEG", quality=int(rng.integers(*nuisance.jpeg_quality)))
         return box
 
 
@@ -434,8 +479,10 @@ def _shade(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # one photo of an individual
 
 
-def draw_sighting(template: Image.Image, rng: np.random.Generator, size: int) -> tuple[Image.Image, tuple]:
-    """A photo of `template`: pose, scale, crop, light, water, wave, splash, blur, noise.
+def draw_sighting(
+    template: Image.Image, rng: np.random.Generator, size: int, nuisance: Nuisance = Nuisance()
+) -> tuple[Image.Image, tuple]:
+    """A photo of `template`: pose, scale, crop, light, water, wave, splash, occluder, blur, noise.
 
     Drawn with PIL operations on 8-bit images (compositing through masks, lookup tables), which are
     several times faster than the same steps in floating point.
@@ -445,27 +492,30 @@ def draw_sighting(template: Image.Image, rng: np.random.Generator, size: int) ->
     """
     water_array = _water(rng, size)
     water = Image.fromarray(water_array, "RGB")
-    warped, corners = _warp(template, rng, size)
+    warped, corners = _warp(template, rng, size, nuisance)
     animal, alpha = warped.convert("RGB"), warped.getchannel("A")
     # light: exposure and a cast towards the water colour (haze), as one lookup table per channel
-    haze, exposure = rng.uniform(0.0, 0.3), rng.uniform(0.7, 1.25)
+    haze, exposure = rng.uniform(*nuisance.haze), rng.uniform(*nuisance.exposure)
     levels = np.arange(256, dtype=np.float32)
     cast = water_array.reshape(-1, 3)[:: 97].mean(axis=0)
     lut = np.concatenate([np.clip(levels * exposure * (1 - haze) + c * haze, 0, 255) for c in cast])
     animal = animal.point(lut.astype(np.uint8).tolist())
     photo = water.copy()
     photo.paste(animal, (0, 0), alpha)
-    underwater = _wave(photo, water, corners, rng, size)
+    underwater = _wave(photo, water, corners, rng, size, nuisance.wave)
     visible = (np.asarray(alpha) > 127) & ~underwater
-    if rng.random() < 0.3:
+    if rng.random() < nuisance.splash:
         _splash(photo, rng, size)
+    # drawn only when the preset has occluders, so the default photos stay those of earlier versions
+    if nuisance.occluder > 0 and rng.random() < nuisance.occluder:
+        _occluder(photo, water, corners, rng)
     # sensor noise from our generator (PIL's effect_noise has its own, unseeded one)
-    sigma = rng.uniform(0.5, 5.0)
+    sigma = rng.uniform(*nuisance.noise)
     grain = np.clip(rng.standard_normal((size, size), dtype=np.float32) * sigma + 128, 0, 255).astype(np.uint8)
     noise = Image.fromarray(grain, "L").convert("RGB")
     photo = ImageChops.add(photo, noise, scale=1.0, offset=-128)
-    if rng.random() < 0.6:
-        photo = photo.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    if rng.random() < nuisance.blur[0]:
+        photo = photo.filter(ImageFilter.GaussianBlur(rng.uniform(*nuisance.blur[1:])))
     rows, cols = np.nonzero(visible)
     box = (int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1) if len(rows) else (0, 0, size, size)
     return photo, box
@@ -490,11 +540,13 @@ def _water(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(low + light[..., None], 0, 255).astype(np.uint8)
 
 
-def _warp(template: Image.Image, rng: np.random.Generator, size: int) -> tuple[Image.Image, np.ndarray]:
+def _warp(
+    template: Image.Image, rng: np.random.Generator, size: int, nuisance: Nuisance
+) -> tuple[Image.Image, np.ndarray]:
     t = template.size[0]
     src = np.array([[0, 0], [t, 0], [t, t], [0, t]], dtype=np.float64)
-    scale = size * rng.uniform(0.75, 1.25)
-    angle = np.deg2rad(rng.uniform(-15, 15))
+    scale = size * rng.uniform(*nuisance.scale)
+    angle = np.deg2rad(rng.uniform(-nuisance.rotation, nuisance.rotation))
     centre = size * (0.5 + rng.uniform(-0.12, 0.12, 2))
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     unit = (src / t - 0.5) * [rng.uniform(0.85, 1.15), 1.0]  # aspect change: the animal seen more side-on
@@ -514,7 +566,10 @@ def _perspective_coeffs(out_pts: np.ndarray, in_pts: np.ndarray) -> list[float]:
     return np.linalg.solve(np.array(rows), np.array(rhs)).tolist()
 
 
-def _wave(photo: Image.Image, water: Image.Image, corners: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+def _wave(
+    photo: Image.Image, water: Image.Image, corners: np.ndarray, rng: np.random.Generator, size: int,
+    depth: tuple[float, float],
+) -> np.ndarray:
     """Water over the animal's lower part, below a wavy line near the template's bottom edge (in place).
 
     Returns:
@@ -526,7 +581,7 @@ def _wave(photo: Image.Image, water: Image.Image, corners: np.ndarray, rng: np.r
     line = bottom_left[1] + frac * (bottom_right[1] - bottom_left[1])  # the template's bottom edge
     height = np.linalg.norm(corners[3] - corners[0])
     swell = size * 0.02 * np.sin(2 * np.pi * (x / size * rng.uniform(1, 4) + rng.random()))
-    line = line - height * rng.uniform(0.08, 0.2) + swell
+    line = line - height * rng.uniform(*depth) + swell
     below = np.arange(size, dtype=np.float32)[:, None] > line[None, :]
     photo.paste(water, (0, 0), Image.fromarray(below.astype(np.uint8) * 255, "L"))
     foam = int(rng.uniform(170, 230))
@@ -541,3 +596,18 @@ def _splash(photo: Image.Image, rng: np.random.Generator, size: int) -> None:
     rx, ry = rng.uniform(0.06, 0.16, 2)
     blob = np.clip(1.3 - ((x - cx) / rx) ** 2 - ((y - cy) / ry) ** 2, 0, 1) * (255 * rng.uniform(0.5, 0.9))
     photo.paste((235, 235, 235), (0, 0, size, size), Image.fromarray(blob.astype(np.uint8), "L"))
+
+
+def _occluder(photo: Image.Image, water: Image.Image, corners: np.ndarray, rng: np.random.Generator) -> None:
+    """Water (a swell in front) or a dark block (a boat's edge) over a random part of the animal (in place)."""
+    (x1, y1), (x2, y2) = corners.min(axis=0), corners.max(axis=0)
+    w, h = (x2 - x1) * rng.uniform(0.15, 0.35), (y2 - y1) * rng.uniform(0.15, 0.4)
+    cx, cy = rng.uniform(x1 + w / 2, max(x2 - w / 2, x1 + w / 2 + 1)), rng.uniform(y1 + h / 2, max(y2 - h / 2, y1 + h / 2 + 1))
+    box = [int(cx - w / 2), int(cy - h / 2), int(cx + w / 2), int(cy + h / 2)]
+    mask = Image.new("L", photo.size, 0)
+    ImageDraw.Draw(mask).ellipse(box, fill=255)
+    if rng.random() < 0.5:
+        photo.paste(water, (0, 0), mask)
+    else:
+        shade = int(rng.uniform(10, 60))
+        photo.paste((shade, shade, shade), (0, 0, *photo.size), mask)

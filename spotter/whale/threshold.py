@@ -256,14 +256,50 @@ class TargetNewRatio:
         return threshold_for_new_ratio(queries.scores, self.ratio)
 
 
+class OutOfFoldRatio:
+    """The best out-of-fold threshold's share carried over: `new_individual` first for the share of the photos it is
+    applied to that the best-MAP@5 threshold put it first for among the out-of-fold photos.
+
+    A threshold on scores does not transfer from out-of-fold photos to test photos when their score distributions
+    differ (another model or gallery, other capture conditions); the share of new animals moves far less. The
+    Happywhale winners fixed the share (16.5%) by hand; this takes it from the run's own out-of-fold photos.
+
+    A share says nothing about a handful of photos (one photo would always be new), so batches of fewer than
+    `min_queries` photos (`whale match` of a few) get the best out-of-fold threshold itself.
+    """
+
+    name = "oof_ratio"
+
+    def __init__(self, min_queries: int = 50) -> None:
+        self.min_queries = min_queries
+        self.ratio: float | None = None
+        self.threshold: float | None = None
+
+    def fit(self, oof: RankedQueries) -> dict:
+        self.threshold, score = best_threshold(oof.names, oof.scores, oof.truths)
+        inserted = insert_new_individual(oof.names, oof.scores, self.threshold)
+        self.ratio = float(np.mean([row[0] == NEW_INDIVIDUAL for row in inserted]))
+        return {"threshold": self.threshold, "oof_map_at_5": score, "new_ratio": self.ratio}
+
+    def restore(self, record: dict) -> OutOfFoldRatio:
+        self.ratio, self.threshold = float(record["new_ratio"]), float(record["threshold"])
+        return self
+
+    def thresholds(self, queries: RankedQueries) -> float:
+        if len(queries.scores) < self.min_queries:
+            return self.threshold
+        return threshold_for_new_ratio(queries.scores, self.ratio)
+
+
 THRESHOLD_POLICIES = {
     "best": lambda retrieval: BestMap(),
+    "oof_ratio": lambda retrieval: OutOfFoldRatio(),
     "per_species": lambda retrieval: PerSpecies(retrieval.min_species_queries),
     "ratio": lambda retrieval: TargetNewRatio(retrieval.new_ratio),
 }
 
 
-def create_threshold_policy(name: str, retrieval) -> BestMap | PerSpecies | TargetNewRatio:
+def create_threshold_policy(name: str, retrieval) -> BestMap | PerSpecies | TargetNewRatio | OutOfFoldRatio:
     """The new_individual threshold policy called `name`, with its settings from the retrieval config.
 
     Raises:

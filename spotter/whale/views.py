@@ -94,6 +94,13 @@ def restore_fold_models(
     return models
 
 
+def answering_models(models: Sequence[FoldModel], cfg: WhaleConfig) -> list[FoldModel]:
+    """The models that embed a run's gallery and queries: every one, or with `retrieval.predict_with: full` the
+    full fit alone when the run has one (the fold models then serve the calibration only)."""
+    full = [fm for fm in models if fm.fold == FULL_FIT]
+    return full if cfg.retrieval.predict_with == "full" and full else list(models)
+
+
 def embed_and_cosine(model: WhaleNet, x: torch.Tensor) -> torch.Tensor:
     """Per photo: its L2-normalized embedding, then its head's cosines (N, D + C), computed in float32."""
     raw = model.embed(x).float()

@@ -6,7 +6,15 @@ from spotter.cli import main
 from spotter.errors import SpotterError
 from spotter.metrics import NEW_INDIVIDUAL
 from spotter.whale.data import read_whale_data
-from spotter.whale.synth import SPECIES, SynthConfig, draw_individual, draw_sighting, make_synthetic, plan_sightings
+from spotter.whale.synth import (
+    NUISANCE_PRESETS,
+    SPECIES,
+    SynthConfig,
+    draw_individual,
+    draw_sighting,
+    make_synthetic,
+    plan_sightings,
+)
 
 
 def test_layout_and_labels(whale_data):
@@ -80,3 +88,24 @@ def test_bad_config_raises(tmp_path):
     with pytest.raises(SpotterError):
         make_synthetic(tmp_path / "unused", SynthConfig(image_size=8))
     assert not (tmp_path / "unused").exists()
+
+
+def test_hard_preset_changes_only_the_photos():
+    template = draw_individual("killer_whale", np.random.default_rng(3))
+    plain, _ = draw_sighting(template, np.random.default_rng(4), 96)
+    hard, _ = draw_sighting(template, np.random.default_rng(4), 96, NUISANCE_PRESETS["hard"])
+    again, _ = draw_sighting(template, np.random.default_rng(4), 96, NUISANCE_PRESETS["hard"])
+    default, _ = draw_sighting(template, np.random.default_rng(4), 96, NUISANCE_PRESETS["default"])
+    assert np.array_equal(np.asarray(hard), np.asarray(again))  # deterministic
+    assert np.array_equal(np.asarray(plain), np.asarray(default))  # the default preset is the original photos
+    assert np.abs(np.asarray(hard, np.float32) - np.asarray(plain, np.float32)).mean() > 5
+    # who is seen when does not depend on the preset
+    config = SynthConfig(individuals=30, seed=2)
+    assert plan_sightings(config).equals(plan_sightings(SynthConfig(individuals=30, seed=2, nuisance=NUISANCE_PRESETS["hard"])))
+
+
+def test_cli_synth_preset(tmp_path, capsys):
+    args = ["whale", "synth", "--individuals", "2", "--image-size", "40", "--quiet"]
+    assert main([*args, str(tmp_path / "d"), "--preset", "hard"]) == 0
+    assert main([*args, str(tmp_path / "e"), "--preset", "stormy"]) == 2
+    assert "unknown --preset 'stormy'" in capsys.readouterr().err

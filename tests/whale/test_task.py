@@ -87,7 +87,7 @@ def test_fold_metric_is_map_at_5_with_unseen_ids_as_new():
 
 def test_train_predict_index_match_cli(whale_data, tmp_path, capsys):
     run = tmp_path / "run"
-    # configs/whale/cpu.yaml trains fold 0 only; here both folds give out-of-fold rows for every photo
+    # configs/whale/cpu.yaml trains fold 0 and a full fit; here both folds give out-of-fold rows for every photo
     assert main(["--quiet", "whale", "train", str(whale_data), "--out", str(run), *TINY, "train_folds=[]"]) == 0
     assert {"config.yaml", "folds.csv", "oof.npz", "metrics.json"} <= {p.name for p in run.iterdir()}
     oof = np.load(run / "oof.npz", allow_pickle=False)
@@ -184,3 +184,26 @@ def test_whale_demo(tmp_path):
     lines = list(whale_demo(tmp_path, individuals=20))
     assert len(lines) == 3 and "test MAP@5" in lines[1]
     assert (tmp_path / "submission.csv").is_file()
+
+
+def test_full_fit_answers_while_the_fold_calibrates(whale_data, tmp_path):
+    from spotter.engine.predict import predict_submission
+    from spotter.whale.matcher import Matcher
+    from spotter.whale.views import FoldModel, answering_models
+
+    run = tmp_path / "run"
+    args = [*TINY, "train_folds=[0,-1]", "retrieval.predict_with=full", "retrieval.threshold_mode=oof_ratio",
+            "retrieval.local_features=false"]
+    assert main(["--quiet", "whale", "train", str(whale_data), "--out", str(run), *args]) == 0
+    submission = predict_submission(WhaleTask(), run, whale_data, tmp_path / "sub.csv")
+    assert submission.record["models"] == ["full"]  # the fold only calibrated
+    calibration = submission.record
+    assert calibration["mode"] == "oof_ratio" and 0 <= calibration["new_ratio"] <= 1
+    # (the share carried to the test photos is tested in test_threshold: this test set is too small for a share)
+    assert [fm.name for fm in Matcher.load(run).models] == ["full"]  # match answers as predict does
+
+    models = [FoldModel("fold0", 0, None, None), FoldModel("full", -1, None, None)]
+    assert [fm.name for fm in answering_models(models, tiny_config())] == ["fold0", "full"]  # predict_with: all
+    assert [fm.name for fm in answering_models(models[:1], tiny_config("retrieval.predict_with=full"))] == ["fold0"]
+    with pytest.raises(Exception, match="retrieval.predict_with"):
+        tiny_config("retrieval.predict_with=best")

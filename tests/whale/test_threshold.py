@@ -122,6 +122,8 @@ def test_every_policy_fits_on_out_of_fold_queries_and_applies_to_new_ones(name):
         assert record["oof_map_at_5"] == pytest.approx(map_with_threshold(GROUPED.names, GROUPED.scores,
                                                                           GROUPED.truths, thresholds))
         assert record["oof_map_at_5"] < 1.0
+    elif name == "oof_ratio":  # 4 photos are too few for a share: the best single threshold, as `best`
+        assert thresholds[0] == record["threshold"] and record["new_ratio"] == pytest.approx(new_first)
     else:  # the target share of new-first answers, whatever the truths
         assert new_first == pytest.approx(retrieval.new_ratio)
 
@@ -129,3 +131,24 @@ def test_every_policy_fits_on_out_of_fold_queries_and_applies_to_new_ones(name):
 def test_unknown_policy():
     with pytest.raises(ValueError, match="unknown threshold policy"):
         create_threshold_policy("median", WhaleRetrievalConfig())
+
+
+def test_oof_ratio_carries_the_share_not_the_threshold():
+    # fitted where the best threshold puts half of the queries new-first; test scores sit far lower (another
+    # model, other conditions): the best threshold would call every test photo new, the carried share half
+    policy = create_threshold_policy("oof_ratio", WhaleRetrievalConfig())
+    record = policy.fit(GROUPED)
+    best, _ = best_threshold(GROUPED.names, GROUPED.scores, GROUPED.truths)
+    assert record["threshold"] == best
+    share = np.mean([row[0] == NEW for row in insert_new_individual(GROUPED.names, GROUPED.scores, best)])
+    assert record["new_ratio"] == share and 0 < share < 1
+    lower = np.linspace(0.05, -0.5, 80)[:, None] + np.array([[0.0, -0.1]])
+    names = [["a", "b"]] * len(lower)
+    assert np.mean(lower[:, 0] < best) == 1.0
+    thresholds = policy.thresholds(RankedQueries(names, lower, ["x"] * len(lower)))
+    new_first = np.mean([row[0] == NEW for row in insert_new_individual(names, lower, thresholds)])
+    assert new_first == pytest.approx(share)
+    restored = create_threshold_policy("oof_ratio", WhaleRetrievalConfig()).restore(record)
+    assert restored.thresholds(RankedQueries(names, lower, ["x"] * len(lower))) == thresholds
+    # a few photos (one `whale match` photo) carry no share: they get the best out-of-fold threshold
+    assert restored.thresholds(RankedQueries(names[:1], lower[:1], ["x"])) == best
