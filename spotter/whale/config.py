@@ -7,8 +7,8 @@ from spotter.config import TrainConfig, require_all
 
 HEADS = ("arcface", "subcenter")
 THRESHOLD_MODES = ("best", "per_species", "ratio", "oof_ratio")  # the policies of `spotter.whale.threshold`
-CALIBRATIONS = ("logistic", "isotonic")
-PREDICT_WITH = ("all", "full")  # the models a run answers with (`spotter.whale.views.answering_models`)  # the score calibrations of `spotter.whale.calibration`
+CALIBRATIONS = ("logistic", "isotonic")  # the score calibrations of `spotter.whale.calibration`
+PREDICT_WITH = ("all", "full")  # the models a run answers with (`spotter.whale.views.answering_models`)
 
 
 @dataclass

@@ -213,7 +213,7 @@ def predict_with_models(
         record["threshold"] = float(np.median(thresholds))
         record["oof_map_at_5"] = fusion.record.get("oof_map_at_5", record["oof_map_at_5"])
         record["oof_new_first_ratio"] = fusion.record.get("oof_new_first_ratio", record["oof_new_first_ratio"])
-    if (fusion.policy if fusion is not None else calibration.policy).name == "ratio":
+    if (fusion.policy if fusion is not None else calibration.policy).per_batch:
         record["test_threshold"] = float(np.median(thresholds))
     record["test_new_first_ratio"] = float(np.mean([p[0] == NEW_INDIVIDUAL for p in predictions]))
     record["models"] = [fm.name for fm in answering]

@@ -189,6 +189,7 @@ class BestMap:
     """One threshold: the one with the best out-of-fold MAP@5."""
 
     name = "best"
+    per_batch = False
 
     def __init__(self) -> None:
         self.threshold: float | None = None
@@ -211,6 +212,7 @@ class PerSpecies:
     fewer than `min_queries` of them use the overall best threshold (Happywhale 4th, 6th, 10th places)."""
 
     name = "per_species"
+    per_batch = False
 
     def __init__(self, min_queries: int = 20) -> None:
         self.min_queries = min_queries
@@ -242,6 +244,7 @@ class TargetNewRatio:
     (Happywhale 1st: 16.5% of test photos); fitting learns nothing."""
 
     name = "ratio"
+    per_batch = True  # the threshold depends on the photos it is applied to
 
     def __init__(self, ratio: float = 0.165) -> None:
         self.ratio = ratio
@@ -269,6 +272,7 @@ class OutOfFoldRatio:
     """
 
     name = "oof_ratio"
+    per_batch = True
 
     def __init__(self, min_queries: int = 50) -> None:
         self.min_queries = min_queries
