@@ -7,7 +7,10 @@ Makes a `spotter seti synth` data set (or uses `--data`), trains the default cpu
 (or uses the trained `--run`; `key=value` overrides go to the config), and scores the test split three ways:
 the model, the de-Doppler baseline and the clairvoyant ceiling (`spotter seti ceiling`: a matched filter along
 each needle's true path). Prints AUC per slice (overall, SNR fifths, needle shape, time mode, negative type) and
-each detector's ratio to the ceiling measured on the same cadences. The defaults are small (minutes on a CPU);
+each detector's ratio to the ceiling measured on the same cadences. `bound` is the ceiling made to search
+(`spotter.seti.ceiling.search_bound_scores`: each cadence's clairvoyant score or the best straight path in pure
+noise, whichever is larger), a bound for detectors that have to find the needle; `model/bound` is the model's
+share of it. The defaults are small (minutes on a CPU);
 the issue's acceptance size is `--train 6000 --test 2000` with the config's own epochs.
 """
 
@@ -41,7 +44,7 @@ def main() -> None:
     from spotter.engine.cv import train
     from spotter.engine.predict import predict_submission
     from spotter.io import read_csv
-    from spotter.seti.ceiling import ceiling_scores, ceiling_table
+    from spotter.seti.ceiling import ceiling_table, search_bound_scores
     from spotter.seti.config import SetiConfig
     from spotter.seti.dedoppler import baseline_scores
     from spotter.seti.needles import DEFAULT_PRESET
@@ -66,13 +69,16 @@ def main() -> None:
             print(f"model: {args.config or 'cpu'} config, {cfg.epochs} epochs, trained in "
                   f"{time.perf_counter() - started:.0f} s")
         predict_submission(SetiTask(), run, data, work / "model.csv")
+        bound = search_bound_scores(data, "test", workers=args.workers)
         scores = {
             "model": read_csv(work / "model.csv", dtype={"id": str}),
             "baseline": baseline_scores(data, "test", workers=args.workers)[["id", "target"]],
-            "ceiling": ceiling_scores(data, "test", workers=args.workers)[["id", "target"]],
+            "bound": bound[["id", "target"]],
+            "ceiling": bound[["id", "ceiling"]].rename(columns={"ceiling": "target"}),
         }
         truth = read_csv(data / "test_labels.csv", dtype={"id": str})
         table = ceiling_table(truth, scores)
+        table["model/bound"] = table["model"] / table["bound"]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print(table.to_string(index=False))
 

@@ -12,6 +12,10 @@ the same way (uniformly where the needle is absent from them), each scaled to un
 Positives, and hard negatives whose signal sits in OFF panels or in every panel, are filtered along their own
 path; plain negatives along a path and presence drawn from the positives' distribution, so the null the
 positives are ranked against is the one the same template meets in noise.
+
+A detector that has to find the needle also meets every other path's noise. `search_bound_scores` charges the
+ceiling the least of that cost, a search over straight whole-time paths in pure noise, and so bounds what a
+searching detector can reach: on the faintest needles far below the ceiling.
 """
 
 from __future__ import annotations
@@ -30,8 +34,12 @@ from spotter.progress import NullReporter, Reporter
 from spotter.seti import OFF_PANELS, ON_PANELS
 from spotter.seti.cleaning import clean_cadence
 from spotter.seti.data import SPLITS, list_split, load_cadence
-from spotter.seti.needles import FCHANS, N_ROWS, TCHANS, NeedleTracks
+from spotter.seti.needles import FCHANS, N_ROWS, NEEDLE_PRESETS, TCHANS, NeedleTracks
+from spotter.seti.synth import chi2_noise
 
+SEARCH_WIDTH = 2.5  # FWHM of `straight_search_score`'s one profile: mid-range of the generators' 1-6 channels
+SEARCH_MAX_DRIFT = max(preset.ranges.max_drift for preset in NEEDLE_PRESETS.values())  # channels over the cadence
+SEARCH_NULL_SEED = 20211  # the noise stand-ins' stream, fixed so the bound is the same on every run
 ON_ROWS = np.isin(np.arange(N_ROWS) // TCHANS, ON_PANELS)
 OFF_ROWS = np.isin(np.arange(N_ROWS) // TCHANS, OFF_PANELS)
 
@@ -110,6 +118,53 @@ def ceiling_score(cadence: np.ndarray, path: np.ndarray, level: np.ndarray, widt
     return z_on - max(z_off, 0.0), z_on, z_off
 
 
+def straight_search_score(
+    cadence: np.ndarray, width: float = SEARCH_WIDTH, max_drift: float = SEARCH_MAX_DRIFT
+) -> float:
+    """The best clairvoyant-style score over every straight, whole-time path of the band: what a search pays.
+
+    The same statistic as `ceiling_score` (z_on − max(z_off, 0) along a path, rows filtered with a Gaussian
+    profile), taken at every start channel and every drift up to `max_drift` channels over the cadence, one
+    channel apart at its ends, and maximized. A detector that has to find the needle meets at least this
+    many chances in noise alone.
+
+    Args:
+        cadence: (6, 273, 256) cadence as stored; cleaned here on a copy as `ceiling_score` cleans it.
+        width: FWHM of the search's profile, channels.
+        max_drift: Largest |drift| searched, channels over the whole cadence.
+    """
+    from scipy.ndimage import convolve1d
+
+    clean = clean_cadence(np.array(cadence, dtype=np.float32), precise=True)
+    clean -= clean.mean(axis=2, keepdims=True)
+    sigma = width / (2 * math.sqrt(2 * math.log(2)))
+    half = int(math.ceil(3.5 * sigma))
+    profile = np.exp(-(np.arange(-half, half + 1) ** 2) / (2 * sigma**2))
+    filtered = convolve1d(clean.reshape(N_ROWS, FCHANS).astype(np.float64), profile / np.linalg.norm(profile),
+                          axis=1, mode="constant")
+    span = int(math.ceil(max_drift / 2))
+    # prefix sums over the ON rows and over the OFF rows: a path's sum over a run of rows at one channel offset
+    # is two lookups, and a straight path is at most max_drift + 1 such runs
+    padded = np.pad(filtered, ((0, 0), (span, span)))
+    prefix = {
+        name: np.vstack([np.zeros((1, padded.shape[1])), np.cumsum(padded * rows[:, None], axis=0)])
+        / math.sqrt(rows.sum())
+        for name, rows in (("on", ON_ROWS), ("off", OFF_ROWS))
+    }
+    starts = np.arange(FCHANS)
+    centred_rows = np.arange(N_ROWS) - N_ROWS // 2
+    best = -np.inf
+    steps = int(math.ceil(max_drift))
+    for drift in np.arange(-steps, steps + 1) / N_ROWS:  # one channel apart over the cadence
+        offsets = np.rint(drift * centred_rows).astype(np.int64)
+        begin = np.concatenate([[0], np.flatnonzero(np.diff(offsets)) + 1])
+        end = np.concatenate([begin[1:], [N_ROWS]])
+        cols = offsets[begin][:, None] + span + starts
+        z = {name: (p[end[:, None], cols] - p[begin[:, None], cols]).sum(axis=0) for name, p in prefix.items()}
+        best = max(best, float((z["on"] - np.maximum(z["off"], 0.0)).max()))
+    return best
+
+
 def ceiling_scores(
     root: str | Path, split: str = "test", workers: int = 1, reporter: Reporter = NullReporter()
 ) -> pd.DataFrame:
@@ -121,6 +176,42 @@ def ceiling_scores(
     Raises:
         SpotterError: On data without needle tracks, tracks that do not cover the split's ids, or a bad file.
     """
+    frame, tasks = _split_tasks(root, split, workers)
+    scores = np.asarray(_map(_score_file, tasks, workers, reporter, "ceiling"), np.float64).reshape(-1, 3)
+    return pd.DataFrame({"id": frame["id"], "target": scores[:, 0], "z_on": scores[:, 1], "z_off": scores[:, 2]})
+
+
+def search_bound_scores(
+    root: str | Path, split: str = "test", workers: int = 1, reporter: Reporter = NullReporter()
+) -> pd.DataFrame:
+    """A bound for detectors that must search for the needle: the ceiling's score against a search's chances.
+
+    Each sample scores the larger of its clairvoyant score (`ceiling_score`) and the best straight whole-time
+    path (`straight_search_score`) in a stand-in of pure radiometer noise drawn for that sample. A positive
+    keeps the ceiling's knowledge of its path and presence and loses only that noise elsewhere in the band
+    competes with it, as it does for any search; interference costs nothing (the stand-in has none). Straight
+    whole-time paths are the fewest a search for needles can try, so a detector that searches (curved and
+    part-time paths too, in bands with interference) meets more chances and falls below this bound.
+
+    Returns:
+        Columns id, target (the bound's score), ceiling, search, in the label file's order.
+
+    Raises:
+        SpotterError: As `ceiling_scores`.
+    """
+    frame, tasks = _split_tasks(root, split, workers)
+    ceiling = np.asarray(_map(_score_file, tasks, workers, reporter, "ceiling"), np.float64).reshape(-1, 3)[:, 0]
+    search = np.asarray(_map(noise_search_score, range(len(tasks)), workers, reporter, "search"), np.float64)
+    bound = np.maximum(ceiling, search)
+    return pd.DataFrame({"id": frame["id"], "target": bound, "ceiling": ceiling, "search": search})
+
+
+def noise_search_score(index: int) -> float:
+    """`straight_search_score` of pure chi-squared noise, the `index`-th stand-in of `search_bound_scores`."""
+    return straight_search_score(chi2_noise(np.random.default_rng([SEARCH_NULL_SEED, index]), 1.0))
+
+
+def _split_tasks(root: str | Path, split: str, workers: int) -> tuple[pd.DataFrame, list[tuple]]:
     if workers < 1:
         raise SpotterError(f"--workers must be at least 1, got {workers}")
     if split not in SPLITS:
@@ -138,13 +229,14 @@ def ceiling_scores(
         (str(p), tracks.path[index[i]], tracks.level[index[i]], float(tracks.width[index[i]]))
         for i, p in zip(frame["id"], frame["path"])
     ]
+    return frame, tasks
+
+
+def _map(function, tasks: list[tuple], workers: int, reporter: Reporter, label: str) -> list:
     if workers == 1:
-        results = [_score_file(t) for t in reporter.track(tasks, len(tasks), "ceiling")]
-    else:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            results = list(reporter.track(pool.imap(_score_file, tasks, chunksize=16), len(tasks), "ceiling"))
-    scores = np.asarray(results, np.float64).reshape(-1, 3)
-    return pd.DataFrame({"id": frame["id"], "target": scores[:, 0], "z_on": scores[:, 1], "z_off": scores[:, 2]})
+        return [function(t) for t in reporter.track(tasks, len(tasks), label)]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return list(reporter.track(pool.imap(function, tasks, chunksize=16), len(tasks), label))
 
 
 def _score_file(task: tuple) -> tuple[float, float, float]:

@@ -10,7 +10,14 @@ from spotter.cli import main
 from spotter.errors import SpotterError
 from spotter.metrics import roc_auc
 from spotter.seti import ON_PANELS
-from spotter.seti.ceiling import ceiling_score, ceiling_scores, ceiling_table, slice_masks
+from spotter.seti.ceiling import (
+    ceiling_score,
+    ceiling_scores,
+    ceiling_table,
+    search_bound_scores,
+    slice_masks,
+    straight_search_score,
+)
 from spotter.seti.needles import draw_needle, render
 from spotter.seti.synth import chi2_noise, normalize_panels, write_synthetic
 
@@ -46,6 +53,28 @@ def test_a_signal_in_every_panel_scores_low_whatever_its_on_power() -> None:
     score, z_on, z_off = ceiling_score(normalize_panels(render(needle, float(data.std()), data)), needle.path,
                                        needle.level, needle.width)
     assert z_on > 20 and z_off > 20 and score < 0.2 * z_on
+
+
+def test_the_straight_search_finds_an_on_only_needle_that_noise_alone_does_not_match() -> None:
+    needle = draw_needle("straight", np.random.default_rng(8), panels=ON_PANELS, snr=12.0, partial=False,
+                         pulsed=False)
+    data = noise_cadence(9)
+    noise_only = straight_search_score(normalize_panels(data.copy()))
+    found = straight_search_score(normalize_panels(render(needle, float(data.std()), data)))
+    assert 2.0 < noise_only < 6.0  # the best of ~10^5 unit-variance paths in noise: a few sigma, not zero
+    assert found > noise_only + 5
+
+
+def test_the_search_bound_is_the_larger_of_ceiling_and_search(generated) -> None:
+    bound = search_bound_scores(generated, "test")
+    ceiling = ceiling_scores(generated, "test")
+    assert list(bound["id"]) == list(ceiling["id"])
+    np.testing.assert_allclose(bound["ceiling"], ceiling["target"])
+    np.testing.assert_allclose(bound["target"], np.maximum(bound["ceiling"], bound["search"]))
+    assert (bound["search"] > 1.0).all()  # noise alone has paths a search must beat
+    assert bound["search"].std() > 0  # a stand-in of its own for each sample
+    again = search_bound_scores(generated, "test")
+    np.testing.assert_array_equal(again["target"], bound["target"])
 
 
 @pytest.fixture(scope="module")
