@@ -71,7 +71,7 @@ class TrainConfig:
     ema: bool = False  # keep an EMA of the weights; validation and the best checkpoint use it
     ema_decay: float = 0.999  # EMA decay per update
     mixed_precision: str = "auto"  # auto = bf16 on a GPU that has it, otherwise fp32
-    channels_last: bool = False  # NHWC memory layout (faster convolutions on recent GPUs)
+    channels_last: bool = False  # NHWC memory layout (faster convolutions on recent GPUs and on CPUs)
     threads: int = 0  # torch CPU threads per process; 0 keeps torch's default
     stratify_by: Optional[str] = None  # column for stratified folds; None = the task's target
     group_by: Optional[str] = None  # column for grouped folds (overrides stratify_by)

@@ -55,7 +55,10 @@ def fold_models(
         SpotterError: If the run has not finished or a trained fold's weights are missing or do not fit.
     """
     for fold, path in run.trained_weights(cfg, finished):
-        yield fold, task.restore_model(cfg, path).eval()
+        model = task.restore_model(cfg, path).eval()
+        if cfg.channels_last:  # the layout it trained in; convolutions pick it up from the weights
+            model = model.to(memory_format=torch.channels_last)
+        yield fold, model
 
 
 def task_inference(task: Task) -> Infer:

@@ -3,6 +3,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from spotter.engine.cv import make_folds, train
@@ -112,3 +113,20 @@ def test_training_lowers_the_loss(toy_data: Path, toy_cfg, tmp_path: Path) -> No
 def test_missing_data_folder(toy_cfg, tmp_path: Path) -> None:
     with pytest.raises(SpotterError, match="data folder not found"):
         train(ToyTask(), tmp_path / "nope", toy_cfg, tmp_path / "run")
+
+
+def test_a_channels_last_run_predicts_in_that_layout_alike(toy_data: Path, toy_cfg, tmp_path: Path) -> None:
+    from spotter.engine.predict import fold_models
+    from spotter.engine.rundir import RunDir
+
+    toy_cfg.channels_last = True
+    train(ToyTask(), toy_data, toy_cfg, tmp_path / "run")
+    models = dict(fold_models(ToyTask(), RunDir(tmp_path / "run"), toy_cfg))
+    convs = [p for p in models[0].parameters() if p.ndim == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    toy_cfg.channels_last = False
+    plain = dict(fold_models(ToyTask(), RunDir(tmp_path / "run"), toy_cfg))[0]
+    assert not all(p.is_contiguous(memory_format=torch.channels_last) for p in plain.parameters() if p.ndim == 4)
+    x = torch.randn(4, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(models[0](x), plain(x), rtol=1e-4, atol=1e-5)
