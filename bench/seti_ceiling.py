@@ -4,13 +4,13 @@
         [--data DIR] [--run DIR] [--keep DIR] [key=value ...]
 
 Makes a `spotter seti synth` data set (or uses `--data`), trains the default cpu config on it at a small budget
-(or uses the trained `--run`; `key=value` overrides go to the config), and scores the test split three ways:
-the model, the de-Doppler baseline and the clairvoyant ceiling (`spotter seti ceiling`: a matched filter along
-each needle's true path). Prints AUC per slice (overall, SNR fifths, needle shape, time mode, negative type) and
-each detector's ratio to the ceiling measured on the same cadences. `bound` is the ceiling made to search
-(`spotter.seti.ceiling.search_bound_scores`: each cadence's clairvoyant score or the best straight path in pure
-noise, whichever is larger), a bound for detectors that have to find the needle; `model/bound` is the model's
-share of it. The defaults are small (minutes on a CPU);
+(or uses the trained `--run`; `key=value` overrides go to the config), and scores the test split four ways:
+the model, the de-Doppler baseline, the clairvoyant ceiling (`spotter seti ceiling`: a matched filter along
+each needle's true path) and the search bound (`spotter.seti.ceiling.search_bound_scores`: each cadence's
+clairvoyant score or the best straight path in pure noise, whichever is larger; a bound for detectors that have
+to find the needle). Prints AUC per slice (overall, SNR fifths, needle shape, time mode, negative type), each
+detector's ratio to the ceiling measured on the same cadences and the model's share of the bound
+(`model/bound`). The defaults are small (minutes on a CPU);
 the issue's acceptance size is `--train 6000 --test 2000` with the config's own epochs.
 """
 
