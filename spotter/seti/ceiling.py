@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -232,7 +232,7 @@ def _split_tasks(root: str | Path, split: str, workers: int) -> tuple[pd.DataFra
     return frame, tasks
 
 
-def _map(function, tasks: list[tuple], workers: int, reporter: Reporter, label: str) -> list:
+def _map(function: Callable, tasks: Sequence, workers: int, reporter: Reporter, label: str) -> list:
     if workers == 1:
         return [function(t) for t in reporter.track(tasks, len(tasks), label)]
     with multiprocessing.get_context("fork").Pool(workers) as pool:
