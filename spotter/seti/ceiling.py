@@ -34,7 +34,7 @@ from spotter.progress import NullReporter, Reporter
 from spotter.seti import OFF_PANELS, ON_PANELS
 from spotter.seti.cleaning import clean_cadence
 from spotter.seti.data import SPLITS, list_split, load_cadence
-from spotter.seti.needles import FCHANS, N_ROWS, NEEDLE_PRESETS, TCHANS, NeedleTracks
+from spotter.seti.needles import FCHANS, FWHM_PER_SIGMA, N_ROWS, NEEDLE_PRESETS, TCHANS, NeedleTracks
 from spotter.seti.synth import chi2_noise
 
 SEARCH_WIDTH = 2.5  # FWHM of `straight_search_score`'s one profile: mid-range of the generators' 1-6 channels
@@ -71,7 +71,7 @@ def row_filter(cadence: np.ndarray, path: np.ndarray, width: float) -> tuple[np.
         (N_ROWS,) filter outputs, and a mask of the rows whose profile falls at least partly inside the band.
     """
     rows = cadence.reshape(N_ROWS, FCHANS)
-    sigma = width / (2 * math.sqrt(2 * math.log(2)))
+    sigma = width / FWHM_PER_SIGMA
     half = int(math.ceil(3.5 * sigma)) + 1
     cols = np.floor(path).astype(np.int64)[:, None] + np.arange(-half, half + 1)
     profile = np.exp(-((cols - path[:, None]) ** 2) / (2 * sigma**2))
@@ -97,6 +97,15 @@ def presence_weights(level: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return weights if weights.sum() > 0 else rows.astype(np.float64)
 
 
+def filter_input(cadence: np.ndarray) -> np.ndarray:
+    """A copy of the stored cadence as the matched filters read it: cleaned, each row centred on its mean."""
+    clean = clean_cadence(np.array(cadence, dtype=np.float32), precise=True)
+    # the cleaning centres rows on their median; chi-squared noise's mean sits above it, a bias that adds up
+    # along a path of hundreds of rows, so the filter gets rows centred on their mean
+    clean -= clean.mean(axis=2, keepdims=True)
+    return clean
+
+
 def ceiling_score(cadence: np.ndarray, path: np.ndarray, level: np.ndarray, width: float) -> tuple[float, float, float]:
     """The clairvoyant score of one cadence and its ON and OFF statistics.
 
@@ -107,10 +116,7 @@ def ceiling_score(cadence: np.ndarray, path: np.ndarray, level: np.ndarray, widt
     Returns:
         (score, z_on, z_off).
     """
-    clean = clean_cadence(np.array(cadence, dtype=np.float32), precise=True)
-    # the cleaning centres rows on their median; chi-squared noise's mean sits above it, a bias that adds up
-    # along a path of hundreds of rows, so the filter gets rows centred on their mean
-    clean -= clean.mean(axis=2, keepdims=True)
+    clean = filter_input(cadence)
     filtered, defined = row_filter(clean, np.asarray(path, np.float64), float(width))
     level = np.asarray(level, np.float64)
     z_on = weighted_z(filtered, presence_weights(level, ON_ROWS & defined))
@@ -135,9 +141,8 @@ def straight_search_score(
     """
     from scipy.ndimage import convolve1d
 
-    clean = clean_cadence(np.array(cadence, dtype=np.float32), precise=True)
-    clean -= clean.mean(axis=2, keepdims=True)
-    sigma = width / (2 * math.sqrt(2 * math.log(2)))
+    clean = filter_input(cadence)
+    sigma = width / FWHM_PER_SIGMA
     half = int(math.ceil(3.5 * sigma))
     profile = np.exp(-(np.arange(-half, half + 1) ** 2) / (2 * sigma**2))
     filtered = convolve1d(clean.reshape(N_ROWS, FCHANS).astype(np.float64), profile / np.linalg.norm(profile),
@@ -176,7 +181,23 @@ def ceiling_scores(
     Raises:
         SpotterError: On data without needle tracks, tracks that do not cover the split's ids, or a bad file.
     """
-    frame, tasks = _split_tasks(root, split, workers)
+    if workers < 1:
+        raise SpotterError(f"--workers must be at least 1, got {workers}")
+    if split not in SPLITS:
+        raise SpotterError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    frame = list_split(root, split)
+    tracks = read_tracks(root, split)
+    index = {sample_id: i for i, sample_id in enumerate(tracks.ids.tolist())}
+    missing = [i for i in frame["id"] if i not in index]
+    if missing:
+        raise SpotterError(
+            f"{len(missing)} id(s) of the {split} split have no needle track, e.g. {missing[0]!r}",
+            Path(root) / NeedleTracks.file_name(split),
+        )
+    tasks = [
+        (str(p), tracks.path[index[i]], tracks.level[index[i]], float(tracks.width[index[i]]))
+        for i, p in zip(frame["id"], frame["path"])
+    ]
     scores = np.asarray(_map(_score_file, tasks, workers, reporter, "ceiling"), np.float64).reshape(-1, 3)
     return pd.DataFrame({"id": frame["id"], "target": scores[:, 0], "z_on": scores[:, 1], "z_off": scores[:, 2]})
 
@@ -199,9 +220,9 @@ def search_bound_scores(
     Raises:
         SpotterError: As `ceiling_scores`.
     """
-    frame, tasks = _split_tasks(root, split, workers)
-    ceiling = np.asarray(_map(_score_file, tasks, workers, reporter, "ceiling"), np.float64).reshape(-1, 3)[:, 0]
-    search = np.asarray(_map(noise_search_score, range(len(tasks)), workers, reporter, "search"), np.float64)
+    frame = ceiling_scores(root, split, workers, reporter)
+    ceiling = frame["target"].to_numpy()
+    search = np.asarray(_map(noise_search_score, range(len(frame)), workers, reporter, "search"), np.float64)
     bound = np.maximum(ceiling, search)
     return pd.DataFrame({"id": frame["id"], "target": bound, "ceiling": ceiling, "search": search})
 
@@ -209,27 +230,6 @@ def search_bound_scores(
 def noise_search_score(index: int) -> float:
     """`straight_search_score` of pure chi-squared noise, the `index`-th stand-in of `search_bound_scores`."""
     return straight_search_score(chi2_noise(np.random.default_rng([SEARCH_NULL_SEED, index]), 1.0))
-
-
-def _split_tasks(root: str | Path, split: str, workers: int) -> tuple[pd.DataFrame, list[tuple]]:
-    if workers < 1:
-        raise SpotterError(f"--workers must be at least 1, got {workers}")
-    if split not in SPLITS:
-        raise SpotterError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    frame = list_split(root, split)
-    tracks = read_tracks(root, split)
-    index = {sample_id: i for i, sample_id in enumerate(tracks.ids.tolist())}
-    missing = [i for i in frame["id"] if i not in index]
-    if missing:
-        raise SpotterError(
-            f"{len(missing)} id(s) of the {split} split have no needle track, e.g. {missing[0]!r}",
-            Path(root) / NeedleTracks.file_name(split),
-        )
-    tasks = [
-        (str(p), tracks.path[index[i]], tracks.level[index[i]], float(tracks.width[index[i]]))
-        for i, p in zip(frame["id"], frame["path"])
-    ]
-    return frame, tasks
 
 
 def _map(function: Callable, tasks: Sequence, workers: int, reporter: Reporter, label: str) -> list:

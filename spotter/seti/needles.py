@@ -21,6 +21,7 @@ from spotter.seti import CADENCE_SHAPE, NEEDLE_KINDS, OFF_PANELS, ON_PANELS
 
 N_PANELS, TCHANS, FCHANS = CADENCE_SHAPE
 N_ROWS = N_PANELS * TCHANS  # rows of the whole cadence, panel after panel
+FWHM_PER_SIGMA = 2 * math.sqrt(2 * math.log(2))  # a Gaussian's full width at half maximum in sigmas
 DF_HZ = 2.7939677238464355  # Breakthrough Listen high-frequency-resolution channel width
 DT_S = 18.253611008 / 16  # 273 rows ≈ one 5-minute observation
 
@@ -294,7 +295,7 @@ def pulse_train(t: np.ndarray, period: float, width: float, phase: float) -> np.
     """Gaussian pulses of FWHM `width` every `period` seconds: setigen's `periodic_gaussian_t_profile` with
     pulses up, level 0 and no timing jitter, summing the same three nearest pulses, without its per-sample
     Python calls (which made a pulsed needle cost ~6 ms in the data loader)."""
-    sigma = width / (2 * np.sqrt(2 * np.log(2)))
+    sigma = width / FWHM_PER_SIGMA
     nearest = np.round((t + phase) / period - 1 / 4.0)
     centres = (4.0 * (nearest + np.array([-1.0, 0.0, 1.0])[:, None]) + 1.0) / 4.0 * period - phase
     return np.exp(-((t - centres) ** 2) / (2 * sigma**2)).sum(axis=0)
