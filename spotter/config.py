@@ -54,6 +54,9 @@ class TrainConfig:
     seed: int = 42  # the one seed of a run: weights, data order, augmentation (same seed, same OOF predictions)
     fold_seed: Optional[int] = None  # shuffle seed of the folds; None = `seed` (set it to blend seed variants)
     epochs: int = 5  # passes over the training samples of each fold
+    # passes of the full fit (train_folds -1); None = `epochs`. A fold that only calibrates a full fit can train
+    # fewer epochs than the full fit that answers (whale cpu config)
+    full_fit_epochs: Optional[int] = None
     batch_size: int = 32  # samples per step and process
     lr: float = 1e-3  # peak learning rate of the backbone
     n_folds: int = 5  # folds of the cross-validation split
@@ -89,6 +92,7 @@ class TrainConfig:
         """
         require_all(self, [
             (self.epochs >= 1, "epochs", "at least 1"),
+            (self.full_fit_epochs is None or self.full_fit_epochs >= 1, "full_fit_epochs", "at least 1 (or null)"),
             (self.batch_size >= 1, "batch_size", "at least 1"),
             (self.lr > 0, "lr", "positive"),
             (self.n_folds >= 2, "n_folds", "at least 2"),

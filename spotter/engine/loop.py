@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from spotter.config import TrainConfig
 from spotter.engine.mixing import create_mixer
 from spotter.engine.optim import create_optimizer, set_lr, warmup_cosine
-from spotter.engine.rundir import RunDir
+from spotter.engine.rundir import FULL_FIT, RunDir
 from spotter.engine.runtime import Runtime
 from spotter.engine.task import Task
 from spotter.errors import SpotterError
@@ -100,7 +100,8 @@ def fit_fold(
     if len(train_loader) == 0:
         raise SpotterError(f"fold {fold} has no training samples")
     updates_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum)
-    total_steps = cfg.epochs * updates_per_epoch
+    epochs = cfg.full_fit_epochs if fold == FULL_FIT and cfg.full_fit_epochs is not None else cfg.epochs
+    total_steps = epochs * updates_per_epoch
     warmup_steps = round(cfg.warmup_epochs * updates_per_epoch)
 
     state_path, best_path, log_path = run.state_path(fold), run.weights_path(fold), run.log_path(fold)
@@ -121,8 +122,8 @@ def fit_fold(
         log = read_csv(log_path).to_dict("records")[: start_epoch]
 
     step = start_epoch * updates_per_epoch
-    mixing_epochs = math.floor(cfg.mixing.until * cfg.epochs + 1e-9)
-    for epoch in reporter.track(range(start_epoch, cfg.epochs), cfg.epochs - start_epoch, f"fold {fold}"):
+    mixing_epochs = math.floor(cfg.mixing.until * epochs + 1e-9)
+    for epoch in reporter.track(range(start_epoch, epochs), epochs - start_epoch, f"fold {fold}"):
         started = time.perf_counter()
         seed_everything(cfg.seed, fold_key, epoch)
         mix_rng = np.random.default_rng([cfg.seed, fold_key, epoch])
@@ -130,7 +131,7 @@ def fit_fold(
         model.train()
         loss_sum, loss_count = torch.zeros((), device=runtime.device), 0
         n_batches = len(train_loader)
-        for i, batch in enumerate(reporter.track(train_loader, n_batches, f"epoch {epoch + 1}/{cfg.epochs}")):
+        for i, batch in enumerate(reporter.track(train_loader, n_batches, f"epoch {epoch + 1}/{epochs}")):
             batch = runtime.to_device(batch, cfg.channels_last)
             if mixer is not None and epoch < mixing_epochs and mix_rng.random() < cfg.mixing.prob:
                 batch["input"], batch["target"] = mixer(batch["input"], batch["target"], mix_rng)

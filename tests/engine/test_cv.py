@@ -103,6 +103,13 @@ def test_full_fit_and_fold_subset(toy_data: Path, toy_cfg, tmp_path: Path) -> No
     assert not (tmp_path / "one" / "fold0").exists()
 
 
+def test_the_full_fit_trains_its_own_epochs(toy_data: Path, toy_cfg, tmp_path: Path) -> None:
+    toy_cfg.train_folds, toy_cfg.epochs, toy_cfg.full_fit_epochs = [0, -1], 1, 3
+    train(ToyTask(), toy_data, toy_cfg, tmp_path / "run")
+    assert len(pd.read_csv(tmp_path / "run" / "fold0" / "log.csv")) == 1
+    assert len(pd.read_csv(tmp_path / "run" / "full" / "log.csv")) == 3
+
+
 def test_training_lowers_the_loss(toy_data: Path, toy_cfg, tmp_path: Path) -> None:
     toy_cfg.epochs, toy_cfg.train_folds = 4, [0]
     result = train(ToyTask(), toy_data, toy_cfg, tmp_path / "run")
