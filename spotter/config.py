@@ -54,9 +54,7 @@ class TrainConfig:
     seed: int = 42  # the one seed of a run: weights, data order, augmentation (same seed, same OOF predictions)
     fold_seed: Optional[int] = None  # shuffle seed of the folds; None = `seed` (set it to blend seed variants)
     epochs: int = 5  # passes over the training samples of each fold
-    # passes of the full fit (train_folds -1); None = `epochs`. A fold that only calibrates a full fit can train
-    # fewer epochs than the full fit that answers (whale cpu config)
-    full_fit_epochs: Optional[int] = None
+    full_fit_epochs: Optional[int] = None  # passes of the fit on all data (fold -1); None = `epochs`
     batch_size: int = 32  # samples per step and process
     lr: float = 1e-3  # peak learning rate of the backbone
     n_folds: int = 5  # folds of the cross-validation split
