@@ -29,6 +29,7 @@ def test_resolved_yaml_round_trips(tmp_path: Path) -> None:
         (["epochs=three"], "config key 'epochs'"),
         (["ema=maybe"], "config key 'ema'"),
         (["n_folds=1"], "'n_folds' must be at least 2"),
+        (["full_fit_epochs=0"], "'full_fit_epochs' must be at least 1"),
         (["train_folds=[5]"], "'train_folds' must be folds in -1..4"),
         (["epochs"], "not of the form key=value"),
     ],
