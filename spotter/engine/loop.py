@@ -25,7 +25,7 @@ from spotter.config import TrainConfig
 from spotter.engine.mixing import create_mixer
 from spotter.engine.optim import create_optimizer, set_lr, warmup_cosine
 from spotter.engine.rundir import FULL_FIT, RunDir
-from spotter.engine.runtime import Runtime
+from spotter.engine.runtime import Runtime, in_layout
 from spotter.engine.task import Task
 from spotter.errors import SpotterError
 from spotter.io import atomic_path, read_csv, write_csv
@@ -83,9 +83,7 @@ def fit_fold(
     """
     fold_key = fold + 1  # seeds take non-negative keys; the full fit is fold -1
     seed_everything(cfg.seed, fold_key)
-    model = task.create_model(cfg, train_rows)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = in_layout(task.create_model(cfg, train_rows), cfg.channels_last)
     loss_fn = task.create_loss(cfg, train_rows).to(runtime.device)
     optimizer = create_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.head_lr_mult)
     model, optimizer = runtime.prepare(model, optimizer)

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from spotter.config import TrainConfig
 from spotter.engine.rundir import RunDir, fold_name
-from spotter.engine.runtime import Runtime
+from spotter.engine.runtime import Runtime, in_layout
 from spotter.engine.task import Submission, Task
 from spotter.engine.tta import Transform, predict_with_tta
 from spotter.errors import SpotterError
@@ -55,10 +55,7 @@ def fold_models(
         SpotterError: If the run has not finished or a trained fold's weights are missing or do not fit.
     """
     for fold, path in run.trained_weights(cfg, finished):
-        model = task.restore_model(cfg, path).eval()
-        if cfg.channels_last:  # the layout it trained in; convolutions pick it up from the weights
-            model = model.to(memory_format=torch.channels_last)
-        yield fold, model
+        yield fold, in_layout(task.restore_model(cfg, path).eval(), cfg.channels_last)  # the layout it trained in
 
 
 def task_inference(task: Task) -> Infer:

@@ -33,6 +33,12 @@ def resolve_mixed_precision(requested: str) -> str | None:
     return "no"
 
 
+def in_layout(model: nn.Module, channels_last: bool) -> nn.Module:
+    """The model in the memory layout the config trains and predicts in (NHWC when `channels_last`); convolutions
+    then run in that layout whatever the input's."""
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
 class Runtime:
     """One process's view of the (possibly distributed) run.
 
